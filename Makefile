@@ -1,0 +1,48 @@
+# Two commands for a newcomer: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+VENV_LS := .venv-ls
+LS_VERSION := 1.23.2
+PY := $(VENV)/bin/python
+PIP_FLAGS := --disable-pip-version-check --quiet
+
+.PHONY: demo test lint typecheck unit install install-ls bench clean
+
+demo: install install-ls
+	$(VENV)/bin/ls-companion demo $(DEMO_ARGS)
+
+test: install install-ls lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-ls: $(VENV_LS)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+# Label Studio lives in its own virtualenv: its pins clash with ours, and users run it as a separate service.
+$(VENV_LS)/.installed:
+	test -x $(VENV_LS)/bin/python || $(PYTHON) -m venv $(VENV_LS)
+	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) 'label-studio==$(LS_VERSION)'
+	touch $@
+
+bench: install install-ls
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENV_LS) .mypy_cache .ruff_cache .pytest_cache

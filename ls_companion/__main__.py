@@ -1,0 +1,5 @@
+import sys
+
+from ls_companion.cli import main
+
+sys.exit(main())

@@ -1,0 +1,127 @@
+"""The Typer application, the shared command context, and the one place errors become messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+
+from ls_companion import __version__
+from ls_companion.client import LabelStudioClient
+from ls_companion.errors import CompanionError
+from ls_companion.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="ls-companion",
+    help="Active learning and annotation quality control for Label Studio Community Edition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+#: Human output goes to stdout; logs, progress bars and errors go to stderr.
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliContext:
+    """What every command gets: settings read once from the environment, and a client made on demand."""
+
+    debug: bool = False
+    _overrides: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(**self._overrides)
+
+    @cached_property
+    def client(self) -> LabelStudioClient:
+        return LabelStudioClient.from_settings(self.settings)
+
+
+def cli_context(ctx: typer.Context) -> CliContext:
+    obj = ctx.find_object(CliContext)
+    if obj is None:  # a command invoked without the root callback (tests calling it directly)
+        obj = CliContext()
+        ctx.obj = obj
+    return obj
+
+
+def emit(payload: Any, as_json: bool, human: Callable[[Console], None]) -> None:
+    """Print a command's result: JSON on stdout with ``--json``, else the human rendering."""
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    else:
+        human(console)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ls-companion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens (INFO level)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of unexpected errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Active learning and annotation quality control for Label Studio Community Edition.
+
+    Settings come from the environment (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, REDIS_URL, DATA_DIR...;
+    see the README). Exit codes: 0 ok, 1 internal error, 2 bad input, 3 Label Studio error,
+    4 Redis unavailable, 5 ML backend error, 130 interrupted.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = CliContext(debug=debug)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ls-companion`` script: run the command, turn errors into one-line messages."""
+    command = typer.main.get_command(app)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="ls-companion", standalone_mode=False)
+    except CompanionError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `demo` command(s). Placeholder: filled in by its issue."""

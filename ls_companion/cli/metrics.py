@@ -1,0 +1,1 @@
+"""The `metrics` command(s). Placeholder: filled in by its issue."""

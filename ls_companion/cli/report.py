@@ -1,0 +1,1 @@
+"""The `report` command(s). Placeholder: filled in by its issue."""

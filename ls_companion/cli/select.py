@@ -1,0 +1,1 @@
+"""The `select` command(s). Placeholder: filled in by its issue."""

@@ -1,0 +1,1 @@
+"""The `simulate` command(s). Placeholder: filled in by its issue."""

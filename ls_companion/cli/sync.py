@@ -1,0 +1,1 @@
+"""The `sync` command(s). Placeholder: filled in by its issue."""

@@ -1,0 +1,142 @@
+"""Start and stop a local Label Studio from its own virtualenv (the demo and the test harness use it).
+
+Label Studio runs as a separate process from ``.venv-ls`` (its pins clash with ours), on 127.0.0.1,
+with SQLite in a data folder of our choosing and a known admin token.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ls_companion.errors import CompanionError, InputError
+
+#: Where ``make install-ls`` puts Label Studio: the repository's ``.venv-ls``.
+DEFAULT_LS_BIN = Path(__file__).resolve().parent.parent / ".venv-ls" / "bin" / "label-studio"
+
+
+class LocalServerError(CompanionError):
+    """A local server did not start."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def label_studio_env(
+    data_dir: Path, *, username: str, password: str, token: str, base: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment Label Studio needs to run locally next to our backend and worker."""
+    env = {k: v for k, v in base.items() if not k.startswith("LABEL_STUDIO_")}
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "LABEL_STUDIO_USERNAME": username,
+            "LABEL_STUDIO_PASSWORD": password,
+            "LABEL_STUDIO_USER_TOKEN": token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            # Without these two, LS 1.23 refuses ML backends and webhooks on 127.0.0.1 and private
+            # addresses (docker-compose service names included) with a 403.
+            "LABEL_STUDIO_ML_BLOCK_LOCAL_IP": "false",
+            "LABEL_STUDIO_SSRF_PROTECTION_ENABLED": "false",
+            # An offline machine: no error reports, analytics or version checks that retry and log.
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+        }
+    )
+    return env
+
+
+@dataclass
+class LabelStudioProcess:
+    """A running local Label Studio."""
+
+    url: str
+    token: str
+    username: str
+    password: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout)
+
+
+def wait_for_health(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until ``url``/health answers 2xx; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise LocalServerError(f"the server exited with code {process.returncode} before it was healthy")
+        try:
+            if httpx.get(f"{url}/health", timeout=2.0).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise LocalServerError(f"{url}/health did not answer within {timeout:.0f} s")
+
+
+def start_label_studio(
+    data_dir: Path,
+    *,
+    token: str,
+    username: str = "admin@example.com",
+    password: str = "admin12345",
+    port: int | None = None,
+    ls_bin: Path = DEFAULT_LS_BIN,
+    base_env: Mapping[str, str] | None = None,
+    timeout: float = 240.0,
+) -> LabelStudioProcess:
+    """Start Label Studio on 127.0.0.1 with its data in ``data_dir`` and wait for ``/health``."""
+    if not ls_bin.exists():
+        raise InputError(f"Label Studio is not installed at {ls_bin}: run `make install-ls`")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = data_dir / "label-studio.log"
+    env = label_studio_env(
+        data_dir, username=username, password=password, token=token, base=base_env or os.environ
+    )
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [str(ls_bin), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=data_dir,
+            start_new_session=True,  # so that stop() reaches every child
+        )
+    server = LabelStudioProcess(f"http://127.0.0.1:{port}", token, username, password, log_path, process)
+    try:
+        wait_for_health(server.url, timeout, process)
+    except LocalServerError as exc:
+        server.stop()
+        raise LocalServerError(f"Label Studio did not start: {exc}", detail=f"see {log_path}") from None
+    return server

@@ -1,0 +1,88 @@
+"""Session fixtures: a real Label Studio (from .venv-ls) and a private Redis, started once per session.
+
+Both start lazily, so a single unit test needs neither. To iterate faster against a Label Studio
+you already run, set LSC_TEST_LABEL_STUDIO_URL and LSC_TEST_LABEL_STUDIO_TOKEN.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from ls_companion.client import LabelStudioClient
+from ls_companion.localserver import LabelStudioProcess, LocalServerError, start_label_studio
+from ls_companion.settings import Settings
+from tests.harness.redis_server import RedisProcess, start_redis
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+_LS_KEY = pytest.StashKey[LabelStudioProcess]()
+
+
+@pytest.fixture(scope="session")
+def label_studio(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LabelStudioProcess]:
+    """A real Label Studio 1.23.2 on a free 127.0.0.1 port with a temporary data dir."""
+    url = os.environ.get("LSC_TEST_LABEL_STUDIO_URL")
+    if url:
+        token = os.environ.get("LSC_TEST_LABEL_STUDIO_TOKEN", "")
+        yield LabelStudioProcess(url.rstrip("/"), token, "", "", Path(os.devnull))
+        return
+    data_dir = tmp_path_factory.mktemp("label-studio")
+    try:
+        server = start_label_studio(data_dir, token=secrets.token_hex(20))
+    except LocalServerError as exc:
+        pytest.fail(f"{exc}\n{(data_dir / 'label-studio.log').read_text(errors='replace')[-4000:]}")
+    request.session.stash[_LS_KEY] = server
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ls_settings(label_studio: LabelStudioProcess, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Companion settings pointing at the harness's Label Studio (nothing read from the environment)."""
+    return Settings(
+        label_studio_url=label_studio.url,
+        label_studio_api_key=label_studio.token,  # type: ignore[arg-type]
+        data_dir=tmp_path_factory.mktemp("companion-data"),
+        redis_url=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def ls_client(ls_settings: Settings) -> Iterator[LabelStudioClient]:
+    client = LabelStudioClient.from_settings(ls_settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """A private redis-server on a free port."""
+    try:
+        server = start_redis(tmp_path_factory.mktemp("redis"))
+    except LocalServerError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+    """Attach the tail of Label Studio's log to every failed test that used it."""
+    report = yield
+    server = item.session.stash.get(_LS_KEY, None)
+    failed = getattr(report, "failed", False)
+    if failed and server is not None and "label_studio" in getattr(item, "fixturenames", ()):
+        report.sections.append(("Label Studio log (tail)", server.log_tail()))  # type: ignore[attr-defined]
+    return report
