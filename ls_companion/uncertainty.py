@@ -1,0 +1,72 @@
+"""Uncertainty of class-probability rows: the one definition the ML backend and active learning share.
+
+All functions take an ``(n_items, n_classes)`` array of probabilities (rows summing to 1) and return
+one value per item, higher meaning *more* uncertain, so that every measure sorts the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+_EPS = 1e-12
+
+
+def _as_matrix(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
+    matrix = np.asarray(proba, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] < 1:
+        raise ValueError(f"expected an (items, classes) probability matrix, got shape {matrix.shape}")
+    return matrix
+
+
+def least_confidence(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
+    """1 − the top class probability."""
+    matrix = _as_matrix(proba)
+    return 1.0 - matrix.max(axis=1)
+
+
+def margin(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
+    """1 − (top − second probability): 1 when the two best classes tie, 0 when one class is certain."""
+    matrix = _as_matrix(proba)
+    if matrix.shape[1] == 1:
+        return np.zeros(matrix.shape[0])
+    top2 = np.partition(matrix, -2, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def entropy(proba: NDArray[np.floating] | list[list[float]], *, normalized: bool = True) -> FloatArray:
+    """Shannon entropy of each row; divided by log(n_classes) when ``normalized`` (range 0..1)."""
+    matrix = _as_matrix(proba)
+    values = -(matrix * np.log(np.clip(matrix, _EPS, 1.0))).sum(axis=1)
+    if normalized and matrix.shape[1] > 1:
+        values = values / np.log(matrix.shape[1])
+    return np.clip(values, 0.0, None)
+
+
+def binary_entropy(p: NDArray[np.floating] | list[float]) -> FloatArray:
+    """Entropy in bits of independent yes/no probabilities (multi-label), range 0..1 per label."""
+    q = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
+    result: FloatArray = -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Uncertainty:
+    """The three classic measures for one item (each 0 = certain .. 1 = most uncertain)."""
+
+    least_confidence: float
+    margin: float
+    entropy: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"least_confidence": self.least_confidence, "margin": self.margin, "entropy": self.entropy}
+
+
+def triples(proba: NDArray[np.floating] | list[list[float]]) -> list[Uncertainty]:
+    """The uncertainty triple of every row."""
+    matrix = _as_matrix(proba)
+    lc, mg, en = least_confidence(matrix), margin(matrix), entropy(matrix)
+    return [Uncertainty(float(a), float(b), float(c)) for a, b, c in zip(lc, mg, en, strict=True)]
