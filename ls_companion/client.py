@@ -65,7 +65,9 @@ class RetryPolicy:
     max_wait: float = 8.0
 
 
-def merge_meta(current: Mapping[str, Any], values: Mapping[str, Any], namespace: str = META_NAMESPACE) -> JSON:
+def merge_meta(
+    current: Mapping[str, Any], values: Mapping[str, Any], namespace: str = META_NAMESPACE
+) -> JSON:
     """``current`` with ``values`` merged into its ``namespace`` object; every other key is kept as is."""
     ours = current.get(namespace)
     merged_ours = {**(ours if isinstance(ours, Mapping) else {}), **values}
@@ -79,7 +81,12 @@ def updated_since_query(since: datetime | str) -> JSON:
         "filters": {
             "conjunction": "and",
             "items": [
-                {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}
+                {
+                    "filter": "filter:tasks:updated_at",
+                    "operator": "greater",
+                    "type": "Datetime",
+                    "value": value,
+                }
             ],
         }
     }
@@ -88,8 +95,10 @@ def updated_since_query(since: datetime | str) -> JSON:
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return True
-    return isinstance(exc, ApiError) and exc.status_code is not None and (
-        exc.status_code == 429 or exc.status_code >= 500
+    return (
+        isinstance(exc, ApiError)
+        and exc.status_code is not None
+        and (exc.status_code == 429 or exc.status_code >= 500)
     )
 
 
@@ -124,7 +133,7 @@ class LabelStudioClient:
         self._retry = retry or RetryPolicy()
         http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout), follow_redirects=True)
         # Retries are ours (idempotent calls only), so the SDK's own are switched off.
-        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0)
+        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0)  # type: ignore[no-untyped-call]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelStudioClient:
@@ -157,7 +166,7 @@ class LabelStudioClient:
                 multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait
             ),
             retry=retry_if_exception(should_retry),
-            before_sleep=lambda state: log.warning(
+            before_sleep=lambda state: log.info(
                 "%s: attempt %d failed (%s), retrying", what, state.attempt_number, _describe(state)
             ),
             reraise=True,
@@ -182,10 +191,16 @@ class LabelStudioClient:
         if status == 404:
             return NotFound(f"{what}: not found (HTTP 404)", status=status, detail=detail or None)
         if status == 429 or status >= 500:
-            return LabelStudioUnavailable(f"{what}: Label Studio answered HTTP {status}", detail=detail or None)
-        return LabelStudioAPIError(f"{what}: Label Studio answered HTTP {status}", status=status, detail=detail)
+            return LabelStudioUnavailable(
+                f"{what}: Label Studio answered HTTP {status}", detail=detail or None
+            )
+        return LabelStudioAPIError(
+            f"{what}: Label Studio answered HTTP {status}", status=status, detail=detail
+        )
 
-    def _raw(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+    def _raw(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Any:
         """One HTTP call through the SDK's own HTTP client (auth included), answered as plain JSON."""
         response = self._sdk._client_wrapper.httpx_client.request(
             path,
@@ -205,7 +220,12 @@ class LabelStudioClient:
         return response.json()
 
     def _get(
-        self, what: str, path: str, params: Mapping[str, Any] | None = None, *, retry: RetryPolicy | None = None
+        self,
+        what: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         return self._call(what, lambda: self._raw("GET", path, params=params), retry=retry)
 
@@ -278,7 +298,7 @@ class LabelStudioClient:
         if data:
             include.append("data")
         if annotations:
-            include.extend(_ANNOTATION_FIELDS + ("updated_at",))
+            include.extend((*_ANNOTATION_FIELDS, "updated_at"))
         if predictions:
             include.extend(_PREDICTION_FIELDS)
         query: JSON = updated_since_query(updated_since) if updated_since is not None else {}
@@ -297,7 +317,9 @@ class LabelStudioClient:
         page = 1
         while True:
             try:
-                body = self._get(f"list tasks of project {project_id}", "api/tasks/", {**params, "page": page})
+                body = self._get(
+                    f"list tasks of project {project_id}", "api/tasks/", {**params, "page": page}
+                )
             except NotFound:  # LS answers 404 for a page past the end
                 return
             tasks = body.get("tasks", []) if isinstance(body, Mapping) else body
@@ -343,7 +365,9 @@ class LabelStudioClient:
         merged = merge_meta(current, values, namespace)
         if merged == dict(current):
             return False
-        self._call(f"update meta of task {task_id}", lambda: self._sdk.tasks.update(str(task_id), meta=merged))
+        self._call(
+            f"update meta of task {task_id}", lambda: self._sdk.tasks.update(str(task_id), meta=merged)
+        )
         return True
 
     def update_task_metas(
@@ -356,7 +380,9 @@ class LabelStudioClient:
         """``update_task_meta`` for many listed tasks with bounded concurrency; returns the PATCH count."""
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             sent = pool.map(
-                lambda item: self.update_task_meta(item[0].id, item[1], current=item[0].meta, namespace=namespace),
+                lambda item: self.update_task_meta(
+                    item[0].id, item[1], current=item[0].meta, namespace=namespace
+                ),
                 updates,
             )
             return sum(1 for patched in sent if patched)
@@ -384,7 +410,7 @@ class LabelStudioClient:
                 ),
                 idempotent=False,
             )
-            ids.extend(int(i) for i in response.task_ids or [])
+            ids.extend(int(i) for i in getattr(response, "task_ids", None) or [])
             if on_chunk is not None:
                 on_chunk(len(chunk))
         return ids
@@ -477,9 +503,13 @@ class LabelStudioClient:
         )
         return MLBackend.from_api({**created.model_dump(), "project": project_id})
 
-    def update_ml_backend(self, backend_id: int, **fields: Any) -> MLBackend:
-        updated = self._call(f"update ML backend {backend_id}", lambda: self._sdk.ml.update(backend_id, **fields))
-        return MLBackend.from_api(updated.model_dump())
+    def update_ml_backend(self, backend: MLBackend, **fields: Any) -> MLBackend:
+        """PATCH a backend. LS 1.23 answers 500 unless ``url`` and ``project`` are in every PATCH."""
+        fields = {"url": backend.url, "project": backend.project_id, **fields}
+        updated = self._call(
+            f"update ML backend {backend.id}", lambda: self._sdk.ml.update(backend.id, **fields)
+        )
+        return MLBackend.from_api({"project": backend.project_id, **updated.model_dump()})
 
     def train(self, backend_id: int) -> None:
         """Ask Label Studio to send START_TRAINING to the backend."""

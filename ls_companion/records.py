@@ -100,6 +100,7 @@ class Project:
     sampling: str = "Sequential sampling"
     model_version: str = ""
     show_collab_predictions: bool = True
+    show_skip_button: bool = True
     task_number: int = 0
     num_tasks_with_annotations: int = 0
 
@@ -117,6 +118,7 @@ class Project:
             sampling=str(raw.get("sampling") or "Sequential sampling"),
             model_version=str(raw.get("model_version") or ""),
             show_collab_predictions=bool(raw.get("show_collab_predictions", True)),
+            show_skip_button=bool(raw.get("show_skip_button", True)),
             task_number=int(raw.get("task_number") or 0),
             num_tasks_with_annotations=int(raw.get("num_tasks_with_annotations") or 0),
         )
@@ -133,6 +135,7 @@ class MLBackend:
     is_interactive: bool = False
     state: str = ""
     model_version: str = ""
+    timeout: float | None = None
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> MLBackend:
@@ -146,6 +149,7 @@ class MLBackend:
             is_interactive=bool(raw.get("is_interactive", False)),
             state=str(raw.get("state") or ""),
             model_version=str(raw.get("model_version") or ""),
+            timeout=float(raw["timeout"]) if raw.get("timeout") is not None else None,
         )
 
 

@@ -23,20 +23,27 @@ class Settings(BaseSettings):
 
     label_studio_url: str = Field("http://127.0.0.1:8080", description="Base URL of Label Studio.")
     label_studio_api_key: SecretStr | None = Field(
-        None, description="Label Studio access token (Account & Settings; legacy token or personal access token)."
+        None,
+        description="Label Studio access token (Account & Settings; legacy token or personal access token).",
     )
     redis_url: str | None = Field(None, description="Redis for scheduled jobs; unset means inline mode.")
     data_dir: Path = Field(Path("data"), description="Where the companion keeps its local state.")
-    label_configs_dir: Path = Field(DEFAULT_LABEL_CONFIGS_DIR, description="Folder of named labeling configs.")
+    label_configs_dir: Path = Field(
+        DEFAULT_LABEL_CONFIGS_DIR, description="Folder of named labeling configs."
+    )
     ml_backend_url: str | None = Field(None, description="ML backend URL (default for specs without one).")
     ml_backend_basic_auth_user: str | None = Field(None, description="Basic-auth user of the ML backend.")
-    ml_backend_basic_auth_pass: SecretStr | None = Field(None, description="Basic-auth password of the backend.")
+    ml_backend_basic_auth_pass: SecretStr | None = Field(
+        None, description="Basic-auth password of the backend."
+    )
     ml_backend_webhook_secret: SecretStr | None = Field(
         None, description="Shared secret sent to the backend's /webhook in the X-Webhook-Secret header."
     )
     http_timeout: float = Field(60.0, gt=0, description="Read timeout of Label Studio calls, seconds.")
     connect_timeout: float = Field(3.0, gt=0, description="Connect timeout of Label Studio calls, seconds.")
-    retry_attempts: int = Field(5, ge=1, le=20, description="Attempts of an idempotent call before giving up.")
+    retry_attempts: int = Field(
+        5, ge=1, le=20, description="Attempts of an idempotent call before giving up."
+    )
     retry_max_wait: float = Field(8.0, gt=0, description="Longest pause between two attempts, seconds.")
     log_level: str = Field("INFO", description="Python logging level.")
 
@@ -51,7 +58,9 @@ class Settings(BaseSettings):
     def require_api_key(self) -> str:
         """The API key, or a clear error when it is not set."""
         if self.label_studio_api_key is None or not self.label_studio_api_key.get_secret_value():
-            raise ConfigError("LABEL_STUDIO_API_KEY is not set: copy the token from Label Studio's Account page")
+            raise ConfigError(
+                "LABEL_STUDIO_API_KEY is not set: copy the token from Label Studio's Account page"
+            )
         return self.label_studio_api_key.get_secret_value()
 
 

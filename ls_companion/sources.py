@@ -101,7 +101,9 @@ def read_chunks(
     else:
         raise InputError(f"{path}: unsupported file type {suffix!r} (use one of {', '.join(SUFFIXES)})")
     for chunk in chunks:
-        yield [{k: row.get(k) for k in columns} for row in chunk] if columns and suffix != ".parquet" else chunk
+        yield (
+            [{k: row.get(k) for k in columns} for row in chunk] if columns and suffix != ".parquet" else chunk
+        )
 
 
 def read_rows(path: Path, *, columns: Sequence[str] | None = None) -> Iterator[Row]:

@@ -51,7 +51,7 @@ def ls_settings(label_studio: LabelStudioProcess, tmp_path_factory: pytest.TempP
     """Companion settings pointing at the harness's Label Studio (nothing read from the environment)."""
     return Settings(
         label_studio_url=label_studio.url,
-        label_studio_api_key=label_studio.token,  # type: ignore[arg-type]
+        label_studio_api_key=label_studio.token,
         data_dir=tmp_path_factory.mktemp("companion-data"),
         redis_url=None,
     )
@@ -78,7 +78,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, object]:
     """Attach the tail of Label Studio's log to every failed test that used it."""
     report = yield
     server = item.session.stash.get(_LS_KEY, None)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from ls_companion import __version__
 from ls_companion.client import LabelStudioClient
@@ -65,6 +66,19 @@ def emit(payload: Any, as_json: bool, human: Callable[[Console], None]) -> None:
         human(console)
 
 
+@contextmanager
+def progress_bar(
+    description: str, total: int | None, *, enabled: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (only on a terminal); yields a callback that advances it by n."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda n: None
+        return
+    with Progress(console=err_console, transient=True) as progress:
+        bar = progress.add_task(description, total=total)
+        yield lambda n: progress.update(bar, advance=n)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"ls-companion {__version__}")
@@ -99,18 +113,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        command.main(args=list(argv) if argv is not None else None, prog_name="ls-companion", standalone_mode=False)
+        command.main(
+            args=list(argv) if argv is not None else None, prog_name="ls-companion", standalone_mode=False
+        )
     except CompanionError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         return 130
+    except typer.TyperException as exc:  # usage errors from the (vendored) click parser
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        usage_ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{usage_ctx.command_path} --help`)" if usage_ctx is not None else ""
+        err_console.print(f"[red]error:[/red] {message}{hint}", highlight=False, soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2))
     except Exception as exc:
         if debug:
             raise

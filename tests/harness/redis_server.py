@@ -41,8 +41,21 @@ def start_redis(workdir: Path, *, port: int | None = None, timeout: float = 15.0
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -50,7 +63,9 @@ def start_redis(workdir: Path, *, port: int | None = None, timeout: float = 15.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LocalServerError(f"redis-server exited with code {process.returncode}; see {workdir}/redis.log")
+            raise LocalServerError(
+                f"redis-server exited with code {process.returncode}; see {workdir}/redis.log"
+            )
         try:
             if redis.Redis(port=port, socket_connect_timeout=0.5).ping():
                 return server

@@ -65,11 +65,18 @@ def test_list_tasks_returns_annotations_and_filters_by_update_time(ls_client: La
 def test_predictions_import_in_bulk(ls_client: LabelStudioClient) -> None:
     project = new_project(ls_client, "predictions")
     ids = ls_client.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(5)])
-    preds = [{"task": i, "result": choice("ham"), "score": 0.25 * n, "model_version": "v1"} for n, i in enumerate(ids)]
+    preds = [
+        {"task": i, "result": choice("ham"), "score": 0.25 * n, "model_version": "v1"}
+        for n, i in enumerate(ids)
+    ]
     assert ls_client.import_predictions(project.id, preds, chunk_size=2) == 5
     listed = list(ls_client.list_tasks(project.id, predictions=True))
     assert [(t.predictions[0].score, t.predictions[0].model_version) for t in listed] == [
-        (0.0, "v1"), (0.25, "v1"), (0.5, "v1"), (0.75, "v1"), (1.0, "v1")
+        (0.0, "v1"),
+        (0.25, "v1"),
+        (0.5, "v1"),
+        (0.75, "v1"),
+        (1.0, "v1"),
     ]
 
 

@@ -24,7 +24,9 @@ def test_every_measure_ranks_the_uniform_row_most_uncertain() -> None:
 def test_binary_entropy_and_triples() -> None:
     assert binary_entropy([0.5, 0.0, 1.0]) == pytest.approx([1.0, 0.0, 0.0], abs=1e-9)
     [t] = triples([[0.75, 0.25]])
-    assert t.as_dict() == pytest.approx({"least_confidence": 0.25, "margin": 0.5, "entropy": 0.8112781244591328})
+    assert t.as_dict() == pytest.approx(
+        {"least_confidence": 0.25, "margin": 0.5, "entropy": 0.8112781244591328}
+    )
 
 
 def test_rejects_a_vector() -> None:
