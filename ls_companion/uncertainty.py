@@ -25,7 +25,8 @@ def _as_matrix(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
 def least_confidence(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
     """1 − the top class probability."""
     matrix = _as_matrix(proba)
-    return 1.0 - matrix.max(axis=1)
+    result: FloatArray = 1.0 - matrix.max(axis=1)
+    return result
 
 
 def margin(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
@@ -34,16 +35,18 @@ def margin(proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
     if matrix.shape[1] == 1:
         return np.zeros(matrix.shape[0])
     top2 = np.partition(matrix, -2, axis=1)[:, -2:]
-    return 1.0 - (top2[:, 1] - top2[:, 0])
+    result: FloatArray = 1.0 - (top2[:, 1] - top2[:, 0])
+    return result
 
 
 def entropy(proba: NDArray[np.floating] | list[list[float]], *, normalized: bool = True) -> FloatArray:
     """Shannon entropy of each row; divided by log(n_classes) when ``normalized`` (range 0..1)."""
     matrix = _as_matrix(proba)
-    values = -(matrix * np.log(np.clip(matrix, _EPS, 1.0))).sum(axis=1)
+    values: FloatArray = -(matrix * np.log(np.clip(matrix, _EPS, 1.0))).sum(axis=1)
     if normalized and matrix.shape[1] > 1:
         values = values / np.log(matrix.shape[1])
-    return np.clip(values, 0.0, None)
+    result: FloatArray = np.clip(values, 0.0, None)
+    return result
 
 
 def binary_entropy(p: NDArray[np.floating] | list[float]) -> FloatArray:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ls_companion.client import merge_meta, updated_since_query
 
 
 def test_merge_meta_keeps_foreign_keys_and_merges_our_namespace() -> None:
-    current = {"reviewer": "ann", "ls_companion": {"source_id": "a1", "quality": {"agreement": 0.1}}}
+    current: dict[str, Any] = {
+        "reviewer": "ann",
+        "ls_companion": {"source_id": "a1", "quality": {"agreement": 0.1}},
+    }
     merged = merge_meta(current, {"quality": {"agreement": 0.9}})
     assert merged == {"reviewer": "ann", "ls_companion": {"source_id": "a1", "quality": {"agreement": 0.9}}}
     assert current["ls_companion"]["quality"] == {"agreement": 0.1}  # input untouched
