@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -74,9 +75,14 @@ def merge_meta(
     return {**current, namespace: merged_ours}
 
 
+def format_filter_time(value: datetime) -> str:
+    """``value`` as LS 1.23's Datetime filter parses it: UTC ``%Y-%m-%dT%H:%M:%S.%fZ`` (``+00:00`` is a 500)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def updated_since_query(since: datetime | str) -> JSON:
     """The Data Manager filter selecting tasks updated strictly after ``since``."""
-    value = since.isoformat() if isinstance(since, datetime) else since
+    value = format_filter_time(since) if isinstance(since, datetime) else since
     return {
         "filters": {
             "conjunction": "and",
@@ -240,6 +246,29 @@ class LabelStudioClient:
         quick = RetryPolicy(attempts=2, initial_wait=0.25, max_wait=0.5)
         return User.from_api(self._get("check the connection", "api/current-user/whoami", retry=quick))
 
+    def server_time(self) -> datetime | None:
+        """Label Studio's clock (the ``Date`` header of a cheap call, whole seconds), or None without one.
+
+        The sync bounds its watermark with it: a task updated while a listing pages may be missed by
+        that listing, but never has an ``updated_at`` before the listing started.
+        """
+
+        def whoami() -> httpx.Response:
+            response = self._sdk._client_wrapper.httpx_client.request(
+                "api/current-user/whoami", method="GET", request_options={"max_retries": 0}
+            )
+            if response.status_code >= 400:
+                raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=None)
+            return response
+
+        header = self._call("read the server time", whoami).headers.get("date")
+        if not header:
+            return None
+        try:
+            return parsedate_to_datetime(header).astimezone(UTC)
+        except (TypeError, ValueError):
+            return None
+
     # -- projects -------------------------------------------------------------------------------------
 
     def get_project(self, project_id: int) -> Project:
@@ -370,6 +399,29 @@ class LabelStudioClient:
         )
         return True
 
+    def update_task_meta_and_data(
+        self,
+        task: Task,
+        values: Mapping[str, Any],
+        data_values: Mapping[str, Any],
+        *,
+        namespace: str = META_NAMESPACE,
+    ) -> bool:
+        """``update_task_meta`` that also sets ``data_values`` in the task's data, in one PATCH.
+
+        ``task`` is the task as just listed, with its ``data`` (LS's PATCH replaces ``data`` too). Returns
+        whether a PATCH was sent (none when neither object changes).
+        """
+        meta = merge_meta(task.meta, values, namespace)
+        data = {**task.data, **data_values}
+        if meta == task.meta and data == task.data:
+            return False
+        self._call(
+            f"update meta and data of task {task.id}",
+            lambda: self._sdk.tasks.update(str(task.id), meta=meta, data=data),
+        )
+        return True
+
     def update_task_metas(
         self,
         updates: Iterable[tuple[Task, Mapping[str, Any]]],
@@ -431,6 +483,13 @@ class LabelStudioClient:
             )
             created += len(chunk)
         return created
+
+    def update_prediction(self, prediction_id: int, **fields: Any) -> None:
+        """PATCH a prediction: the only way to set ``cluster`` (LS 1.23 drops it on task and bulk imports)."""
+        self._call(
+            f"update prediction {prediction_id}",
+            lambda: self._sdk.predictions.update(prediction_id, **fields),
+        )
 
     def retrieve_predictions(self, project_id: int, task_ids: Sequence[int] | None = None) -> None:
         """Run the Data Manager action that asks the project's ML backend for predictions."""
@@ -535,6 +594,16 @@ class LabelStudioClient:
 
     def delete_webhook(self, webhook_id: int) -> None:
         self._call(f"delete webhook {webhook_id}", lambda: self._sdk.webhooks.delete(webhook_id))
+
+    def delete_model_version_predictions(self, project_id: int, model_version: str) -> int:
+        """Delete every prediction of ``model_version`` in the project; returns how many LS deleted."""
+        deleted = self._call(
+            f"delete predictions of model version {model_version!r} in project {project_id}",
+            lambda: self._raw(
+                "DELETE", f"api/projects/{project_id}/model-versions/", body={"model_version": model_version}
+            ),
+        )
+        return int(deleted or 0) if not isinstance(deleted, dict) else int(deleted.get("count", 0))
 
 
 def _describe(state: Any) -> str:

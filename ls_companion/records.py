@@ -103,6 +103,7 @@ class Project:
     show_skip_button: bool = True
     task_number: int = 0
     num_tasks_with_annotations: int = 0
+    finished_task_number: int = 0  # tasks LS counts as labeled (enough annotations for their overlap)
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> Project:
@@ -121,6 +122,7 @@ class Project:
             show_skip_button=bool(raw.get("show_skip_button", True)),
             task_number=int(raw.get("task_number") or 0),
             num_tasks_with_annotations=int(raw.get("num_tasks_with_annotations") or 0),
+            finished_task_number=int(raw.get("finished_task_number") or 0),
         )
 
 
