@@ -1,0 +1,165 @@
+"""Model quality of the ML backend's models on the shared datasets (printed figures, not a test).
+
+- sms_spam: stratified 5-fold CV (shuffled, seed 0) of the backend's single-choice classifier, against
+  a plain TF-IDF + LinearSVC measured in the same run (the datasets README's reference setup).
+- WNUT-17: the backend's span tagger trained on train, entity-level exact-match F1 on test (and dev),
+  against the same CRF with Viterbi decoding and a lexicon baseline (entity strings seen in training,
+  matched exactly; WNUT-17's test entities share no surface form with train, so it scores 0 there).
+  Texts are the CoNLL tokens joined by spaces and entities are character spans, as Label Studio has them.
+
+Run: ``.venv/bin/python -m bench.bench_ml_quality [--with-dev]`` (``--with-dev`` also trains on
+train+dev, which the shared-task systems were allowed to do).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
+
+from ml_backend.evaluation import span_metrics
+from ml_backend.models.span_tagger import SpanTagger
+from ml_backend.models.text_classifier import TextClassifier
+
+DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+Doc = tuple[str, list[tuple[int, int, str]]]
+
+
+def load_sms() -> tuple[list[str], NDArray[np.object_]]:
+    with (DATASETS / "sms_spam" / "sms_spam.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows], dtype=object)
+
+
+def sms_cv() -> None:
+    texts, labels = load_sms()
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    ours: list[tuple[float, float, float]] = []
+    base: list[tuple[float, float, float]] = []
+    fit_seconds = 0.0
+    for train, test in folds.split(texts, labels):
+        x_train, x_test = [texts[i] for i in train], [texts[i] for i in test]
+        started = time.perf_counter()
+        model = TextClassifier("single").fit(x_train, list(labels[train]))
+        fit_seconds += time.perf_counter() - started
+        predicted = np.array(model.classes_, dtype=object)[model.predict_proba(x_test).argmax(axis=1)]
+        ours.append(_scores(labels[test], predicted))
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        svc = LinearSVC().fit(vectorizer.fit_transform(x_train), labels[train])
+        base.append(_scores(labels[test], svc.predict(vectorizer.transform(x_test))))
+    mine, ref = np.mean(ours, axis=0), np.mean(base, axis=0)
+    print("sms_spam, 5-fold CV (5,574 texts)")
+    print(f"  {'model':44s} {'accuracy':>9s} {'spam F1':>8s} {'macro F1':>9s}")
+    print(
+        f"  {'backend: TF-IDF 1-2g + logistic regression':44s} {mine[0]:9.4f} {mine[1]:8.4f} {mine[2]:9.4f}"
+    )
+    print(f"  {'baseline: TF-IDF 1-2g + LinearSVC':44s} {ref[0]:9.4f} {ref[1]:8.4f} {ref[2]:9.4f}")
+    print(f"  ratio backend/baseline: accuracy {mine[0] / ref[0]:.4f}, spam F1 {mine[1] / ref[1]:.4f}")
+    print(f"  backend fit time per fold: {fit_seconds / 5:.2f} s")
+
+
+def _scores(truth: NDArray[np.object_], predicted: NDArray[np.object_]) -> tuple[float, float, float]:
+    return (
+        float(accuracy_score(truth, predicted)),
+        float(f1_score(truth, predicted, pos_label="spam", average="binary")),
+        float(f1_score(truth, predicted, average="macro")),
+    )
+
+
+def load_conll(name: str) -> list[Doc]:
+    docs: list[Doc] = []
+    tokens: list[tuple[str, str]] = []
+    lines = (DATASETS / "wnut17" / f"{name}.conll").read_text(encoding="utf-8").splitlines()
+    for line in [*lines, ""]:
+        if line:
+            token, tag = line.split(" ")
+            tokens.append((token, tag))
+            continue
+        if tokens:
+            docs.append(_to_doc(tokens))
+            tokens = []
+    return docs
+
+
+def _to_doc(tokens: list[tuple[str, str]]) -> Doc:
+    text = ""
+    spans: list[list[object]] = []
+    for token, tag in tokens:
+        start = len(text) + (1 if text else 0)
+        text = f"{text} {token}" if text else token
+        if tag.startswith("B-"):
+            spans.append([start, len(text), tag[2:]])
+        elif tag.startswith("I-") and spans:
+            spans[-1][1] = len(text)
+    return text, [(int(str(s)), int(str(e)), str(label)) for s, e, label in spans]
+
+
+def lexicon_baseline(train: list[Doc], test: list[Doc]) -> dict[str, float]:
+    """Tag every exact occurrence of an entity string seen in training with its most frequent type."""
+    counts: dict[str, dict[str, int]] = {}
+    for text, spans in train:
+        for s, e, label in spans:
+            counts.setdefault(text[s:e], {}).setdefault(label, 0)
+            counts[text[s:e]][label] += 1
+    lexicon = {surface: max(types, key=types.__getitem__) for surface, types in counts.items()}
+    if not lexicon:
+        return span_metrics([spans for _, spans in test], [[] for _ in test])
+    pattern = re.compile(
+        r"(?<!\S)(" + "|".join(map(re.escape, sorted(lexicon, key=len, reverse=True))) + r")(?!\S)"
+    )
+    found = [[(m.start(), m.end(), lexicon[m.group()]) for m in pattern.finditer(text)] for text, _ in test]
+    return span_metrics([spans for _, spans in test], found)
+
+
+def wnut(with_dev: bool) -> None:
+    train, dev, test = load_conll("train"), load_conll("dev"), load_conll("test")
+    print(
+        f"\nWNUT-17 (train {len(train)}, dev {len(dev)}, test {len(test)} sentences), entity-level exact match"
+    )
+    runs = [("train", train)] + ([("train+dev", train + dev)] if with_dev else [])
+    for name, data in runs:
+        started = time.perf_counter()
+        model = SpanTagger().fit([t for t, _ in data], [s for _, s in data])
+        fit_seconds = time.perf_counter() - started
+        print(f"  trained on {name} in {fit_seconds:.0f} s")
+        for split_name, split in ([("dev", dev)] if name == "train" else []) + [("test", test)]:
+            started = time.perf_counter()
+            tagged = model.predict([t for t, _ in split])
+            seconds = time.perf_counter() - started
+            found = [[(s.start, s.end, s.label) for s in t.spans] for t in tagged]
+            ours = span_metrics([s for _, s in split], found)
+            model.outside_threshold = None
+            viterbi = [
+                [(s.start, s.end, s.label) for s in t.spans] for t in model.predict([t for t, _ in split])
+            ]
+            model.outside_threshold = SpanTagger().outside_threshold
+            plain = span_metrics([s for _, s in split], viterbi)
+            lexicon = lexicon_baseline(data, split)
+            print(
+                f"    {split_name:4s} backend CRF (posterior decoding): F1 {100 * ours['f1']:5.2f}  "
+                f"P {100 * ours['precision']:5.2f}  R {100 * ours['recall']:5.2f}  "
+                f"({len(split) / seconds:,.0f} sentences/s)"
+            )
+            print(f"    {split_name:4s} same CRF, Viterbi decoding:      F1 {100 * plain['f1']:5.2f}")
+            print(f"    {split_name:4s} backend/Viterbi F1 ratio: {ours['f1'] / max(plain['f1'], 1e-9):.2f}x")
+            print(f"    {split_name:4s} baseline lexicon of {name} entities: F1 {100 * lexicon['f1']:5.2f}")
+    print("  reference (shared task 2017, test F1): UH-RiTUAL 41.86 ... Drexel-CCI 26.30; target >= 30")
+
+
+def main(argv: list[str]) -> int:
+    sms_cv()
+    wnut("--with-dev" in argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

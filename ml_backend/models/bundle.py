@@ -1,0 +1,78 @@
+"""A project's trained models: one fitted model per served control, with the spec it was trained for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ml_backend.labelconfig import ControlSpec
+from ml_backend.models.span_tagger import SpanTagger, TaggedText
+from ml_backend.models.text_classifier import TextClassifier
+
+Model = TextClassifier | SpanTagger
+
+
+@dataclass(frozen=True, slots=True)
+class ClassOutput:
+    """Class probabilities of a batch: a distribution per row (single) or one per class (multi)."""
+
+    classes: tuple[str, ...]
+    probabilities: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanOutput:
+    classes: tuple[str, ...]
+    texts: tuple[TaggedText, ...]
+
+
+ControlOutput = ClassOutput | SpanOutput
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedControl:
+    spec: ControlSpec
+    model: Model
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.model.classes_)
+
+    def predict(self, texts: Sequence[str]) -> ControlOutput:
+        if isinstance(self.model, SpanTagger):
+            return SpanOutput(self.classes, tuple(self.model.predict(texts)))
+        return ClassOutput(self.classes, self.model.predict_proba(texts))
+
+    def serves(self, spec: ControlSpec) -> bool:
+        """Whether this model still fits ``spec``: same control and Text, and no class the config dropped."""
+        mine = self.spec
+        return (
+            mine.name == spec.name
+            and mine.kind == spec.kind
+            and mine.to_name == spec.to_name
+            and mine.value_key == spec.value_key
+            and set(self.classes) <= set(spec.classes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelBundle:
+    """What one training run publishes for a project."""
+
+    controls: Mapping[str, TrainedControl]
+
+    def get(self, name: str) -> TrainedControl | None:
+        return self.controls.get(name)
+
+    def first(self) -> TrainedControl:
+        return next(iter(self.controls.values()))
+
+
+def new_model(spec: ControlSpec) -> Model:
+    """The untrained model for a control kind."""
+    if spec.kind == "spans":
+        return SpanTagger()
+    return TextClassifier(spec.kind)

@@ -1,0 +1,166 @@
+"""Parsing and validation of the JSON Label Studio (and active learning) send; errors name the field path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ml_backend.errors import InvalidJSON, InvalidRequest
+
+JSON = dict[str, Any]
+
+ANNOTATION_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"})
+TRAIN_ACTION = "START_TRAINING"
+
+
+def parse_json(body: bytes) -> JSON:
+    if not body:
+        raise InvalidJSON("the request body is empty; send a JSON object")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJSON(f"the body is not valid JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise InvalidJSON(f"the body must be a JSON object, not {type(payload).__name__}")
+    return payload
+
+
+def _require(payload: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in payload or payload[key] is None:
+        raise InvalidRequest("this field is required", field=path)
+    return payload[key]
+
+
+def project_id_of(value: Any, path: str) -> int:
+    """A project id from an int, a digit string, or Label Studio's ``"ID.TIMESTAMP"`` project uid."""
+    if isinstance(value, bool):
+        raise InvalidRequest("expected a project id", field=path)
+    if isinstance(value, int):
+        project = value
+    elif isinstance(value, str) and value.split(".", 1)[0].isdigit():
+        project = int(value.split(".", 1)[0])
+    else:
+        raise InvalidRequest(
+            f"expected a project id like 12 or '12.1700000000', got {value!r:.40}", field=path
+        )
+    if project < 0:
+        raise InvalidRequest("a project id cannot be negative", field=path)
+    return project
+
+
+def _tasks(payload: Mapping[str, Any], *, require_id: bool, limit: int | None) -> list[JSON]:
+    tasks = _require(payload, "tasks", "tasks")
+    if not isinstance(tasks, list):
+        raise InvalidRequest(f"expected a list of tasks, got {type(tasks).__name__}", field="tasks")
+    if limit is not None and len(tasks) > limit:
+        raise InvalidRequest(f"{len(tasks)} tasks in one request; at most {limit}", field="tasks")
+    for k, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            raise InvalidRequest(f"expected an object, got {type(task).__name__}", field=f"tasks[{k}]")
+        if not isinstance(task.get("data"), dict):
+            raise InvalidRequest("expected an object of task data", field=f"tasks[{k}].data")
+        if require_id and isinstance(task.get("id"), dict | list):
+            raise InvalidRequest("an id must be a JSON scalar", field=f"tasks[{k}].id")
+    return tasks
+
+
+@dataclass(frozen=True, slots=True)
+class SetupRequest:
+    project_id: int
+    label_config: str
+    hostname: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+
+
+def parse_setup(payload: JSON) -> SetupRequest:
+    schema = _require(payload, "schema", "schema")
+    if not isinstance(schema, str):
+        raise InvalidRequest("expected the labeling config as a string", field="schema")
+    hostname = payload.get("hostname")
+    token = payload.get("access_token")
+    return SetupRequest(
+        project_id=project_id_of(_require(payload, "project", "project"), "project"),
+        label_config=schema,
+        hostname=hostname.rstrip("/") if isinstance(hostname, str) and hostname else None,
+        access_token=token if isinstance(token, str) and token else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    project_id: int
+    label_config: str
+    tasks: list[JSON]
+    context: Any = None
+
+
+def parse_predict(payload: JSON) -> PredictRequest:
+    config = _require(payload, "label_config", "label_config")
+    if not isinstance(config, str):
+        raise InvalidRequest("expected the labeling config as a string", field="label_config")
+    params = payload.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidRequest("expected an object", field="params")
+    return PredictRequest(
+        project_id=project_id_of(_require(payload, "project", "project"), "project"),
+        label_config=config,
+        tasks=_tasks(payload, require_id=False, limit=None),
+        context=(params or {}).get("context"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    project_id: int
+    tasks: list[JSON]
+    control: str | None = None
+
+
+def parse_score(payload: JSON, *, max_items: int) -> ScoreRequest:
+    control = payload.get("control")
+    if control is not None and not isinstance(control, str):
+        raise InvalidRequest("expected a control name", field="control")
+    return ScoreRequest(
+        project_id=project_id_of(_require(payload, "project", "project"), "project"),
+        tasks=_tasks(payload, require_id=True, limit=max_items),
+        control=control,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    action: str
+    project_id: int | None
+
+    @property
+    def trains(self) -> bool:
+        return self.action == TRAIN_ACTION
+
+    @property
+    def counts(self) -> bool:
+        return self.action in ANNOTATION_ACTIONS
+
+
+def parse_webhook(payload: JSON) -> WebhookEvent:
+    action = _require(payload, "action", "action")
+    if not isinstance(action, str):
+        raise InvalidRequest("expected an action name", field="action")
+    project = payload.get("project")
+    project_id = None
+    if isinstance(project, dict) and "id" in project:
+        project_id = project_id_of(project["id"], "project.id")
+    elif project is not None and not isinstance(project, dict):
+        project_id = project_id_of(project, "project")
+    if project_id is None and (action == TRAIN_ACTION or action in ANNOTATION_ACTIONS):
+        raise InvalidRequest(
+            "the event has no project; create the webhook with send_payload=true", field="project.id"
+        )
+    return WebhookEvent(action, project_id)
+
+
+def parse_project_query(value: str | None) -> int:
+    if value is None:
+        raise InvalidRequest("this query parameter is required", field="project")
+    return project_id_of(value, "project")

@@ -1,0 +1,91 @@
+"""Settings of the ML backend: read once from the environment at the entry point, frozen, passed down.
+
+Only ``ml_backend.wsgi`` and ``ml_backend.cli`` call ``load_backend_settings``; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ml_backend.errors import ConfigurationError
+
+
+class BackendSettings(BaseSettings):
+    """Everything the backend reads from its environment (names are the upper-case field names)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None, case_sensitive=False)
+
+    model_dir: Path = Field(
+        Path("models"), description="Where trained models are kept (one folder per project)."
+    )
+    basic_auth_user: str | None = Field(
+        None, description="Basic-auth user required on every route but /health."
+    )
+    basic_auth_pass: SecretStr | None = Field(None, description="Basic-auth password.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret /webhook also accepts in the X-Webhook-Secret header."
+    )
+    label_studio_url: str | None = Field(
+        None, description="Label Studio as the backend reaches it; default: the hostname /setup reports."
+    )
+    label_studio_api_key: SecretStr | None = Field(
+        None, description="Token used to fetch annotations; default: the access_token /setup sends."
+    )
+    redis_url: str | None = Field(
+        None, description="Train in rq jobs on this Redis; unset: a background thread."
+    )
+    queue_name: str = Field("ml-backend", description="Name of the rq queue training jobs go to.")
+    train_every_n_annotations: int = Field(
+        10, ge=1, description="Train as soon as this many annotation events are pending."
+    )
+    train_debounce_seconds: float = Field(
+        30.0, ge=0, description="Train at the latest this many seconds after the first pending event."
+    )
+    min_training_examples: int = Field(4, ge=2, description="Fewest examples a control needs to be trained.")
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=0.5, description="Share of examples kept out to measure a model."
+    )
+    keep_versions: int = Field(
+        5, ge=1, description="Model versions kept per project (older ones are deleted)."
+    )
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_score_items: int = Field(20_000, ge=1, description="Most items one POST /score may carry.")
+    sync_project_model_version: bool = Field(
+        True, description="After training, point the project's model_version at the new version."
+    )
+    predict_after_training: int = Field(
+        10_000,
+        ge=0,
+        description="After training, push predictions of the new version for up to this many unlabeled tasks.",
+    )
+    http_timeout: float = Field(60.0, gt=0, description="Read timeout of Label Studio calls, seconds.")
+    host: str = Field("0.0.0.0", description="Address `ml-backend serve` binds to.")
+    port: int = Field(9090, ge=1, le=65535, description="Port `ml-backend serve` listens on.")
+    workers: int = Field(2, ge=1, description="Gunicorn worker processes.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("label_studio_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        HttpUrl(value)
+        return value.rstrip("/")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.basic_auth_user and self.basic_auth_pass and self.basic_auth_pass.get_secret_value())
+
+
+def load_backend_settings(**overrides: object) -> BackendSettings:
+    """Read the settings from the environment (call once, at the entry point)."""
+    try:
+        return BackendSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]).upper()
+        raise ConfigurationError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,357 @@
+"""One training run: fetch annotations from Label Studio, fit each servable control, publish, tell LS.
+
+``Trainer.train`` is synchronous and holds the project's lock from fetching to publishing, so runs of
+one project never overlap, even across processes. The schedulers (``ml_backend.scheduler``) decide when
+it runs; ``train_in_subprocess`` runs it in a child process for the thread scheduler.
+
+After publishing, the run makes the new version useful in Label Studio:
+- it pushes predictions of the new version for the project's unlabeled tasks (``PREDICT_AFTER_TRAINING``
+  tasks at most), because LS's uncertainty stream only ranks tasks that have a prediction of the
+  project's ``model_version``;
+- it points the project's ``model_version`` at the new version (``SYNC_PROJECT_MODEL_VERSION``), unless
+  someone chose a version that is not ours;
+- it deletes from LS the predictions of versions the store no longer keeps, so they do not pile up.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ml_backend.dataset import Consensus, Example, examples, is_labeled, majority_consensus
+from ml_backend.errors import BackendError, TrainingError
+from ml_backend.evaluation import multi_metrics, single_metrics, span_metrics
+from ml_backend.labelconfig import ControlSpec, ParsedConfig, parse_label_config
+from ml_backend.models.bundle import ModelBundle, TrainedControl, new_model
+from ml_backend.models.span_tagger import SpanTagger
+from ml_backend.models.text_classifier import TextClassifier
+from ml_backend.predictor import predict_tasks
+from ml_backend.results import MULTI_LABEL_THRESHOLD
+from ml_backend.scheduler import Credentials
+from ml_backend.settings import BackendSettings
+from ml_backend.store import LoadedModel, ModelStore, is_version
+
+if TYPE_CHECKING:
+    from ls_companion.client import LabelStudioClient
+    from ls_companion.records import Project, Task
+
+log = logging.getLogger(__name__)
+
+#: Fewest examples before a holdout is split off (below it every example goes into the model).
+MIN_EXAMPLES_FOR_HOLDOUT = 20
+_LIBRARIES = ("scikit-learn", "python-crfsuite", "numpy", "ls-companion")
+
+
+@dataclass(frozen=True, slots=True)
+class FittedControl:
+    trained: TrainedControl
+    report: dict[str, Any]
+
+
+def fit_control(
+    spec: ControlSpec, items: Sequence[Example], *, min_examples: int = 4, holdout_fraction: float = 0.2
+) -> FittedControl:
+    """Fit one control on its examples; measure it on a holdout first when there are enough examples."""
+    if len(items) < min_examples:
+        raise TrainingError(f"{spec.name}: {len(items)} labeled examples, {min_examples} needed")
+    _check_targets(spec, items)
+    holdout = None
+    train_part, test_part = _split(spec, items, holdout_fraction)
+    if test_part:
+        probe = _fit(spec, train_part)
+        holdout = {"size": len(test_part), **_evaluate(spec, probe, test_part)}
+    model = _fit(spec, items)
+    report = {
+        "kind": spec.kind,
+        "classes": list(model.classes_),
+        "training_size": len(items),
+        "holdout": holdout,
+    }
+    return FittedControl(TrainedControl(spec, model), report)
+
+
+def _check_targets(spec: ControlSpec, items: Sequence[Example]) -> None:
+    if spec.kind == "single" and len({e.target for e in items}) < 2:
+        raise TrainingError(f"{spec.name}: every example has the same class; two classes are needed")
+    if spec.kind == "multi" and not any(e.target for e in items):
+        raise TrainingError(f"{spec.name}: no example has any class selected")
+    if spec.kind == "spans" and not any(e.target for e in items):
+        raise TrainingError(f"{spec.name}: no example has any labeled span")
+
+
+def _split(
+    spec: ControlSpec, items: Sequence[Example], fraction: float
+) -> tuple[list[Example], list[Example]]:
+    if len(items) < MIN_EXAMPLES_FOR_HOLDOUT:
+        return list(items), []
+    stratify = None
+    if spec.kind == "single":
+        labels = [str(e.target) for e in items]
+        counts = {label: labels.count(label) for label in set(labels)}
+        if min(counts.values()) < 2 or len(counts) > len(items) * fraction:
+            return list(items), []
+        stratify = labels
+    train_part, test_part = train_test_split(
+        list(items), test_size=fraction, random_state=0, stratify=stratify
+    )
+    if spec.kind == "single" and len({e.target for e in train_part}) < 2:
+        return list(items), []
+    return list(train_part), list(test_part)
+
+
+def _fit(spec: ControlSpec, items: Sequence[Example]) -> TextClassifier | SpanTagger:
+    model = new_model(spec)
+    texts = [e.text for e in items]
+    targets: list[Any] = [e.target for e in items]
+    try:
+        return model.fit(texts, targets)
+    except ValueError as exc:
+        raise TrainingError(f"{spec.name}: {exc}") from None
+
+
+def _evaluate(
+    spec: ControlSpec, model: TextClassifier | SpanTagger, items: Sequence[Example]
+) -> dict[str, float]:
+    texts = [e.text for e in items]
+    if isinstance(model, SpanTagger):
+        found = [[(s.start, s.end, s.label) for s in tagged.spans] for tagged in model.predict(texts)]
+        return span_metrics([list(e.target) for e in items], found)  # type: ignore[arg-type]
+    probabilities = model.predict_proba(texts)
+    if spec.kind == "multi":
+        chosen = [
+            [model.classes_[k] for k in np.flatnonzero(row >= MULTI_LABEL_THRESHOLD)] for row in probabilities
+        ]
+        return multi_metrics([list(e.target) for e in items], chosen, spec.classes)  # type: ignore[arg-type]
+    predicted = [model.classes_[k] for k in probabilities.argmax(axis=1)]
+    return single_metrics([str(e.target) for e in items], predicted)
+
+
+def library_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            found[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def resolve_credentials(settings: BackendSettings, hint: Credentials | None) -> Credentials:
+    """LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY first, else what Label Studio sent in /setup."""
+    url = settings.label_studio_url or (hint.url if hint else None)
+    key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else None
+    token = key or (hint.token if hint else None)
+    if not url or not token:
+        raise TrainingError(
+            "no Label Studio URL or token: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
+            "or let Label Studio call /setup first"
+        )
+    return Credentials(url, token)
+
+
+class Trainer:
+    def __init__(
+        self, settings: BackendSettings, store: ModelStore, *, consensus: Consensus = majority_consensus
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.consensus = consensus
+
+    def train(
+        self, project_id: int, credentials: Credentials | None = None, *, covered_after: float | None = None
+    ) -> dict[str, Any]:
+        """Train and publish; ``covered_after`` skips the run if a version fetched data after that time."""
+        try:
+            with self.store.lock(project_id):
+                if covered_after is not None and self._already_covered(project_id, covered_after):
+                    return {"status": "skipped", "detail": "a newer training already covered these events"}
+                return self._train_locked(project_id, resolve_credentials(self.settings, credentials))
+        except BackendError as exc:
+            log.warning("project %s: training failed: %s", project_id, exc.detail)
+            return {"status": "failed", "error": exc.code, "detail": exc.detail}
+        except Exception as exc:
+            from ls_companion.errors import CompanionError
+
+            if isinstance(exc, CompanionError):  # Label Studio unreachable, token rejected, ...
+                log.warning("project %s: training failed: %s", project_id, exc)
+                return {"status": "failed", "error": "label_studio_error", "detail": str(exc)}
+            raise
+
+    def _already_covered(self, project_id: int, event_time: float) -> bool:
+        latest = self.store.latest_version(project_id)
+        if latest is None:
+            return False
+        fetched = self.store.metadata(project_id, latest).get("training", {}).get("data_fetched_at", 0.0)
+        return float(fetched) >= event_time
+
+    def _train_locked(self, project_id: int, credentials: Credentials) -> dict[str, Any]:
+        from ls_companion.client import LabelStudioClient
+
+        started = time.time()
+        client = LabelStudioClient(credentials.url, credentials.token, timeout=self.settings.http_timeout)
+        try:
+            project = client.get_project(project_id)
+            config = parse_label_config(project.label_config)
+            if not config.controls:
+                reasons = "; ".join(f"{u.name}: {u.reason}" for u in config.unsupported)
+                raise TrainingError(f"the project's config has no control this backend serves ({reasons})")
+            tasks = list(client.list_tasks(project_id, data=True, annotations=True))
+            bundle, reports, skipped = self._fit_all(config, tasks)
+            before = set(self.store.version_names(project_id))
+            info = self.store.publish(
+                project_id,
+                bundle,
+                {
+                    "label_config_hash": config.config_hash,
+                    "controls": reports,
+                    "skipped_controls": skipped,
+                    "libraries": library_versions(),
+                    "training": {
+                        "tasks": len(tasks),
+                        "annotated_tasks": sum(1 for t in tasks if is_labeled(t)),
+                        "data_fetched_at": started,
+                        "seconds": round(time.time() - started, 3),
+                    },
+                },
+            )
+            loaded = LoadedModel(project_id, info["version"], bundle, info)
+            removed = sorted(before - set(self.store.version_names(project_id)))
+            synced = self._sync_label_studio(client, project, config, loaded, tasks, removed)
+        finally:
+            client.close()
+        return {"status": "published", "version": info["version"], "controls": reports, **synced}
+
+    def _fit_all(
+        self, config: ParsedConfig, tasks: Sequence[Task]
+    ) -> tuple[ModelBundle, dict[str, Any], dict[str, str]]:
+        trained: dict[str, TrainedControl] = {}
+        reports: dict[str, Any] = {}
+        skipped: dict[str, str] = {}
+        for spec in config.controls:
+            items = examples(tasks, spec, self.consensus)
+            try:
+                fitted = fit_control(
+                    spec,
+                    items,
+                    min_examples=self.settings.min_training_examples,
+                    holdout_fraction=self.settings.holdout_fraction,
+                )
+            except TrainingError as exc:
+                skipped[spec.name] = exc.detail
+                continue
+            trained[spec.name] = fitted.trained
+            reports[spec.name] = fitted.report
+        if not trained:
+            raise TrainingError("; ".join(skipped.values()) or "nothing to train")
+        return ModelBundle(trained), reports, skipped
+
+    def _sync_label_studio(
+        self,
+        client: LabelStudioClient,
+        project: Project,
+        config: ParsedConfig,
+        loaded: LoadedModel,
+        tasks: Sequence[Task],
+        removed_versions: Sequence[str],
+    ) -> dict[str, Any]:
+        report: dict[str, Any] = {"predictions_pushed": 0, "project_model_version": project.model_version}
+        limit = self.settings.predict_after_training
+        if limit:
+            todo = [t for t in tasks if not is_labeled(t)][:limit]
+            predictions = predict_tasks(loaded, config, [{"id": t.id, "data": t.data} for t in todo])
+            rows = [
+                {
+                    "task": t.id,
+                    "result": p[0]["result"],
+                    "score": p[0]["score"],
+                    "model_version": loaded.version,
+                }
+                for t, p in zip(todo, predictions, strict=True)
+                if p
+            ]
+            report["predictions_pushed"] = client.import_predictions(project.id, rows) if rows else 0
+        if self.settings.sync_project_model_version and self._may_move(client, project):
+            client.update_project(project.id, model_version=loaded.version)
+            report["project_model_version"] = loaded.version
+        for version in removed_versions:
+            if version != report["project_model_version"]:
+                client.delete_model_version_predictions(project.id, version)
+        return report
+
+    @staticmethod
+    def _may_move(client: LabelStudioClient, project: Project) -> bool:
+        """Move the project's model_version only from nothing, one of our versions, or a backend's title."""
+        current = project.model_version
+        if not current or is_version(current):
+            return True
+        return any(b.title == current for b in client.list_ml_backends(project.id))
+
+
+def train_in_subprocess(
+    settings: BackendSettings,
+    project_id: int,
+    credentials: Credentials | None,
+    covered_after: float | None,
+    *,
+    timeout: float = 3600.0,
+) -> dict[str, Any]:
+    """``Trainer.train`` in a spawned child process; returns its outcome."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_child_main,
+        args=(settings, project_id, credentials, covered_after, sender),
+        name=f"ml-backend-train-{project_id}",
+        daemon=True,
+    )
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(timeout):
+            outcome: dict[str, Any] = receiver.recv()
+        else:
+            outcome = {
+                "status": "failed",
+                "error": "timeout",
+                "detail": f"training took over {timeout:.0f} s",
+            }
+    except EOFError:
+        outcome = {"status": "failed", "error": "crashed", "detail": f"exit code {process.exitcode}"}
+    finally:
+        receiver.close()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    log.info("project %s: training %s", project_id, outcome.get("status"))
+    return outcome
+
+
+def _child_main(
+    settings: BackendSettings,
+    project_id: int,
+    credentials: Credentials | None,
+    covered_after: float | None,
+    sender: Connection,
+) -> None:
+    from ml_backend.logsetup import configure_logging
+
+    configure_logging(settings)
+    store = ModelStore(settings.model_dir, keep_versions=settings.keep_versions)
+    try:
+        outcome = Trainer(settings, store).train(project_id, credentials, covered_after=covered_after)
+    except Exception as exc:
+        log.exception("project %s: training crashed", project_id)
+        outcome = {"status": "failed", "error": "crashed", "detail": type(exc).__name__}
+    sender.send(outcome)
+    sender.close()

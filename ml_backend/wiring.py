@@ -1,0 +1,47 @@
+"""Builds the service and the app from settings (the entry points call this once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from ml_backend.app import create_app
+from ml_backend.labelconfig import warm_up
+from ml_backend.metrics import Metrics
+from ml_backend.scheduler import Credentials, DebouncePolicy, RqScheduler, ThreadScheduler, TrainingScheduler
+from ml_backend.service import BackendService
+from ml_backend.settings import BackendSettings
+from ml_backend.store import ModelStore
+
+
+def build_scheduler(settings: BackendSettings, metrics: Metrics) -> TrainingScheduler:
+    policy = DebouncePolicy(settings.train_every_n_annotations, settings.train_debounce_seconds)
+    if settings.redis_url:
+        return RqScheduler(settings.redis_url, settings.queue_name, policy)
+
+    def run(project_id: int, credentials: Credentials | None, covered_after: float) -> dict[str, Any]:
+        from ml_backend.training import train_in_subprocess
+
+        outcome = train_in_subprocess(settings, project_id, credentials, covered_after)
+        metrics.inc("ml_backend_trainings_total", status=str(outcome.get("status")))
+        return outcome
+
+    return ThreadScheduler(run, policy)
+
+
+def build_service(settings: BackendSettings, *, preload: bool = True) -> BackendService:
+    """The service; with ``preload``, the SDK's config parser and every project's newest model are
+    loaded now, so that gunicorn workers forked from this process share them and none pays for them
+    on its first request."""
+    metrics = Metrics()
+    store = ModelStore(settings.model_dir, keep_versions=settings.keep_versions)
+    if preload:
+        warm_up()
+        for project_id in store.project_ids():
+            store.current(project_id)
+    return BackendService(settings, store, build_scheduler(settings, metrics), metrics)
+
+
+def build_app(settings: BackendSettings, *, preload: bool = True) -> Flask:
+    return create_app(settings, build_service(settings, preload=preload))

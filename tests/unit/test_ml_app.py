@@ -1,0 +1,195 @@
+"""The Flask app in process: auth, the LS protocol shapes, and one JSON error format for every failure."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from ml_backend.app import create_app
+from ml_backend.metrics import Metrics
+from ml_backend.scheduler import Credentials
+from ml_backend.service import BackendService
+from ml_backend.settings import BackendSettings
+from ml_backend.store import ModelStore
+from tests.unit.test_ml_store import publish
+
+CONFIG = """<View><Text name="text" value="$text"/>
+  <Choices name="label" toName="text"><Choice value="ham"/><Choice value="spam"/></Choices></View>"""
+BASIC = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+
+
+class RecordingScheduler:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, bool, Credentials | None]] = []
+
+    def notify(
+        self, project_id: int, *, events: int = 1, force: bool = False, credentials: Credentials | None = None
+    ) -> None:
+        self.calls.append((project_id, force, credentials))
+
+    def status(self) -> dict[str, Any]:
+        return {"mode": "test"}
+
+
+def make_client(tmp_path: Path, **overrides: Any) -> tuple[FlaskClient, RecordingScheduler]:
+    settings = BackendSettings(model_dir=tmp_path, **overrides)
+    scheduler = RecordingScheduler()
+    service = BackendService(settings, ModelStore(tmp_path), scheduler, Metrics())
+    return create_app(settings, service).test_client(), scheduler
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> FlaskClient:
+    return make_client(tmp_path)[0]
+
+
+def predict(client: FlaskClient, tasks: list[Any], **headers: str) -> Any:
+    return client.post(
+        "/predict", json={"project": "1.17", "label_config": CONFIG, "tasks": tasks}, headers=headers
+    )
+
+
+def test_untrained_backend_answers_one_empty_list_per_task(client: FlaskClient) -> None:
+    setup = client.post("/setup", json={"project": "1.17", "schema": CONFIG, "access_token": "secret"})
+    assert setup.json["model_version"] == "untrained"  # type: ignore[index]
+    assert setup.json["controls"][0]["trained"] is False  # type: ignore[index]
+    response = predict(client, [{"id": 1, "data": {"text": "hi"}}, {"id": 2, "data": {"text": "yo"}}])
+    assert response.status_code == 200 and response.json["results"] == [[], []]
+    score = client.post("/score", json={"project": 1, "tasks": [{"id": 1, "data": {"text": "hi"}}]})
+    assert score.status_code == 409 and score.json == {
+        "error": "not_trained",
+        "detail": "project 1 has no trained model yet",
+    }
+
+
+def test_trained_backend_predicts_by_position_with_versions(client: FlaskClient, tmp_path: Path) -> None:
+    version = publish(ModelStore(tmp_path))
+    response = predict(client, [{"id": 9, "data": {"text": "win cash"}}, {"data": {"other": 1}}])
+    first, missing_text = response.json["results"]
+    assert missing_text == []
+    [prediction] = first
+    assert prediction["model_version"] == version and prediction["score"] > 0.5
+    assert prediction["result"][0]["value"]["choices"] == ["spam"]
+    assert set(prediction) == {"result", "score", "model_version"}  # what LS stores; /score has the triple
+    # A config whose control the model does not serve any more gets no predictions, not wrong ones.
+    changed = CONFIG.replace('name="label"', 'name="topic"')
+    other = client.post(
+        "/predict", json={"project": 1, "label_config": changed, "tasks": [{"data": {"text": "a"}}]}
+    )
+    assert other.json["results"] == [[]]  # type: ignore[index]
+    assert client.get("/versions?project=1").json["latest"] == version  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error", "field"),
+    [
+        ("/predict", b"", 400, "invalid_json", None),
+        ("/predict", b"[1, 2]", 400, "invalid_json", None),
+        ("/predict", b'{"project": "1.2", "label_config": "<View/>"}', 422, "invalid_request", "tasks"),
+        ("/predict", b'{"project": "x", "label_config": "", "tasks": []}', 422, "invalid_request", "project"),
+        (
+            "/predict",
+            b'{"project": 1, "label_config": "<View", "tasks": []}',
+            422,
+            "invalid_label_config",
+            "label_config",
+        ),
+        (
+            "/predict",
+            b'{"project": 1, "label_config": "<View/>", "tasks": [{"data": 3}]}',
+            422,
+            "invalid_request",
+            "tasks[0].data",
+        ),
+        ("/setup", b'{"project": 1}', 422, "invalid_request", "schema"),
+        ("/score", b'{"project": 1, "control": 5, "tasks": []}', 422, "invalid_request", "control"),
+        (
+            "/score",
+            b'{"project": 1, "tasks": [{"id": [1], "data": {}}]}',
+            422,
+            "invalid_request",
+            "tasks[0].id",
+        ),
+        ("/webhook", b'{"action": "START_TRAINING"}', 422, "invalid_request", "project.id"),
+        ("/webhook", b'{"project": {"id": 1}}', 422, "invalid_request", "action"),
+    ],
+)
+def test_bad_requests_get_4xx_json_with_the_field(
+    client: FlaskClient, path: str, body: bytes, status: int, error: str, field: str | None
+) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    assert response.status_code == status
+    payload = response.json
+    assert payload is not None and payload["error"] == error and payload.get("field") == field
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_score_rejects_oversize_bodies_and_batches(tmp_path: Path) -> None:
+    client, _ = make_client(tmp_path, max_body_bytes=2048, max_score_items=3)
+    big = client.post("/score", json={"project": 1, "tasks": [{"id": 1, "data": {"text": "x" * 4000}}]})
+    assert big.status_code == 413 and big.json["error"] == "payload_too_large"  # type: ignore[index]
+    many = client.post("/score", json={"project": 1, "tasks": [{"id": k, "data": {}} for k in range(4)]})
+    assert many.status_code == 422 and many.json["field"] == "tasks"  # type: ignore[index]
+
+
+def test_basic_auth_everywhere_but_health_and_webhook_takes_the_secret(tmp_path: Path) -> None:
+    client, scheduler = make_client(tmp_path, basic_auth_user="u", basic_auth_pass="p", webhook_secret="s")
+    assert client.get("/health").status_code == 200
+    for path in ("/", "/versions", "/metrics", "/openapi.json"):
+        denied = client.get(path)
+        assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
+        assert client.get(path, headers=BASIC).status_code == 200
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"u:x").decode()}
+    assert predict(client, [], **wrong).status_code == 401
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": 4}, "annotation": {"id": 1}}
+    assert client.post("/webhook", json=event).status_code == 401
+    assert client.post("/webhook", json=event, headers={"X-Webhook-Secret": "no"}).status_code == 401
+    assert client.post("/webhook", json=event, headers={"X-Webhook-Secret": "s"}).json["status"] == "accepted"  # type: ignore[index]
+    train = {"action": "START_TRAINING", "project": {"id": 4, "title": "x"}}
+    assert client.post("/webhook", json=train, headers=BASIC).status_code == 200
+    assert [(p, force) for p, force, _ in scheduler.calls] == [(4, False), (4, True)]
+
+
+def test_setup_credentials_reach_the_scheduler_and_other_events_are_ignored(tmp_path: Path) -> None:
+    client, scheduler = make_client(tmp_path)
+    client.post(
+        "/setup",
+        json={"project": "5.1", "schema": CONFIG, "hostname": "http://ls:8080/", "access_token": "tok-123"},
+    )
+    client.post(
+        "/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 5}, "annotations": [{"id": 1}]}
+    )
+    ignored = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 5}})
+    assert ignored.json == {"status": "ignored", "action": "TASKS_CREATED"}
+    [(project, force, credentials)] = scheduler.calls
+    assert (project, force) == (5, False) and credentials == Credentials("http://ls:8080", "tok-123")
+    assert "tok-123" not in repr(credentials)
+
+
+def test_metrics_and_openapi(client: FlaskClient) -> None:
+    client.get("/health")
+    client.post("/predict", data=b"{")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "# TYPE ml_backend_requests_total counter" in text
+    assert 'route="/predict",status="400"' in text and "ml_backend_request_seconds_bucket" in text
+    document = client.get("/openapi.json").json
+    assert document is not None and document["openapi"].startswith("3.1")
+    assert "409" in document["paths"]["/score"]["post"]["responses"]
+
+
+def test_interactive_context_is_accepted(client: FlaskClient, tmp_path: Path) -> None:
+    publish(ModelStore(tmp_path))
+    body = {
+        "project": "1.17",
+        "label_config": CONFIG,
+        "tasks": [
+            {"id": 1, "data": {"text": "win cash"}, "drafts": [], "predictions": [], "annotations": []}
+        ],
+        "params": {"login": None, "password": None, "context": {"result": [{"type": "keypoint"}]}},
+    }
+    [[prediction]] = client.post("/predict", json=body).json["results"]  # type: ignore[index]
+    assert prediction["result"][0]["value"]["choices"] == ["spam"]

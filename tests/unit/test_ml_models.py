@@ -1,0 +1,280 @@
+"""The backend's pure core: config parsing, models, uncertainty aggregation, result items, consensus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from label_studio_sdk.label_interface.interface import LabelInterface
+
+from ls_companion.records import Annotation, Task
+from ml_backend.dataset import examples, majority_consensus, task_target
+from ml_backend.errors import InvalidLabelConfig
+from ml_backend.labelconfig import ControlSpec, parse_label_config
+from ml_backend.models.bundle import ClassOutput, SpanOutput
+from ml_backend.models.span_tagger import SpanTagger, TaggedText, spans_to_tags, tags_to_spans
+from ml_backend.models.text_classifier import TextClassifier
+from ml_backend.models.tokens import tokenize
+from ml_backend.results import control_results
+from ml_backend.scoring import class_uncertainties, multi_label_uncertainties, span_uncertainties
+
+CONFIGS = Path(__file__).resolve().parents[2] / "label_configs"
+SINGLE = ControlSpec("label", "Choices", "single", "text", "text", ("ham", "spam"))
+MULTI = ControlSpec("tags", "Choices", "multi", "text", "text", ("a", "b", "c"))
+SPANS = ControlSpec("labels", "Labels", "spans", "text", "text", ("Person", "Location"))
+
+
+def test_repository_configs_are_classified() -> None:
+    served = {p.stem: parse_label_config(p.read_text()) for p in CONFIGS.glob("*.xml")}
+    assert [(c.kind, c.classes[:2]) for c in served["sentiment"].controls] == [
+        ("single", ("Positive", "Negative"))
+    ]
+    assert served["multilabel_classification"].controls[0].kind == "multi"
+    assert served["ner"].controls[0].kind == "spans" and served["ner"].controls[0].value_key == "text"
+    for name in ("image_classification", "object_detection", "segmentation", "audio_transcription"):
+        assert served[name].controls == () and served[name].unsupported
+
+
+def test_unsupported_controls_say_why_and_bad_configs_fail_with_the_field() -> None:
+    config = """<View><Text name="t" value="$t"/><Image name="i" value="$img"/>
+      <Choices name="c" toName="i"><Choice value="x"/><Choice value="y"/></Choices>
+      <Choices name="ok" toName="t"><Choice value="x"/><Choice value="y"/></Choices>
+      <TextArea name="ta" toName="t"/></View>"""
+    parsed = parse_label_config(config)
+    assert [c.name for c in parsed.controls] == ["ok"]
+    reasons = {u.name: u.reason for u in parsed.unsupported}
+    assert "only Text" in reasons["c"] and "TextArea" in reasons["ta"]
+    assert parse_label_config(config) is parsed  # cached by hash
+    with pytest.raises(InvalidLabelConfig) as raised:
+        parse_label_config("<View")
+    assert raised.value.field == "label_config" and raised.value.status == 422
+
+
+def test_single_choice_classifier_follows_sklearn_conventions() -> None:
+    texts = ["win cash now", "free prize call", "lunch tomorrow?", "see you at home"] * 3
+    labels = ["spam", "spam", "ham", "ham"] * 3
+    model = TextClassifier("single")
+    with pytest.raises(ValueError, match="not trained"):
+        model.predict_proba(["x"])
+    assert model.fit(texts, labels) is model
+    assert model.classes_ == ("ham", "spam")
+    proba = model.predict_proba(["free cash prize", "see you at lunch"])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert proba[0, 1] > 0.5 > proba[1, 1]
+    with pytest.raises(ValueError, match="two classes"):
+        TextClassifier("single").fit(["a", "b"], ["x", "x"])
+
+
+def test_three_classes_and_multi_label_with_a_constant_label() -> None:
+    model = TextClassifier("single").fit(["good", "bad", "meh"] * 4, ["pos", "neg", "neu"] * 4)
+    assert model.predict_proba(["good"]).shape == (1, 3)
+    texts = ["red apple", "green apple", "red car", "blue car"] * 3
+    tags = [["red", "fruit"], ["fruit"], ["red"], []] * 3
+    multi = TextClassifier("multi").fit(texts, tags)
+    assert multi.classes_ == ("fruit", "red")
+    proba = multi.predict_proba(["red apple"])
+    assert proba.shape == (1, 2) and (proba > 0.5).all()
+    always = TextClassifier("multi").fit(["x", "y"], [["k"], ["k"]])
+    assert always.predict_proba(["z"])[0, 0] > 0.99
+
+
+def test_tokens_keep_offsets_and_split_clitics() -> None:
+    text = "Obama's U.S. trip don't #NewYork @bob http://x.co/a"
+    tokens = tokenize(text)
+    assert [t.text for t in tokens] == [
+        "Obama",
+        "'s",
+        "U.S.",
+        "trip",
+        "do",
+        "n't",
+        "#NewYork",
+        "@bob",
+        "http://x.co/a",
+    ]
+    assert all(text[t.start : t.end] == t.text for t in tokens)
+
+
+def test_bio_round_trip() -> None:
+    text = "Ada Lovelace lived in London ."
+    tokens = tokenize(text)
+    spans = [(0, 12, "Person"), (22, 28, "Location")]
+    tags = spans_to_tags(tokens, spans)
+    assert tags == ["B-Person", "I-Person", "O", "O", "B-Location", "O"]
+    assert [(s, e, label) for s, e, label, _ in tags_to_spans(tokens, tags)] == spans
+
+
+def test_span_tagger_learns_and_predicts_valid_regions() -> None:
+    names = ["Alice", "Bob", "Carol", "Dave"]
+    cities = ["Paris", "Rome", "Oslo", "Lima"]
+    texts, spans = [], []
+    for name in names:
+        for city in cities:
+            text = f"{name} flew to {city} today"
+            texts.append(text)
+            spans.append(
+                [(0, len(name), "Person"), (text.index(city), text.index(city) + len(city), "Location")]
+            )
+    model = SpanTagger(max_iterations=50)
+    assert model.fit(texts, spans) is model and model.classes_ == ("Location", "Person")
+    [tagged] = model.predict(["Carol flew to Oslo today"])
+    assert [(s.start, s.end, s.label) for s in tagged.spans] == [(0, 5, "Person"), (14, 18, "Location")]
+    assert tagged.marginals.shape == (5, len(model.tags_))
+    np.testing.assert_allclose(tagged.marginals.sum(axis=1), 1.0, atol=1e-6)
+    items = control_results(SPANS, SpanOutput(model.classes_, (tagged,)), ["Carol flew to Oslo today"], None)  # type: ignore[arg-type]
+    config = '<View><Labels name="labels" toName="text"><Label value="Person"/><Label value="Location"/></Labels><Text name="text" value="$text"/></View>'
+    assert LabelInterface(config).validate_prediction({"result": items[0], "score": 0.5})  # type: ignore[no-untyped-call]
+    assert [r["value"]["text"] for r in items[0]] == ["Carol", "Oslo"] and all(
+        0 < r["score"] <= 1 for r in items[0]
+    )
+
+
+def test_uncertainty_known_answers() -> None:
+    single = class_uncertainties(np.array([[0.5, 0.5], [1.0, 0.0], [0.7, 0.3]]))
+    np.testing.assert_allclose(single.least_confidence, [0.5, 0.0, 0.3])
+    np.testing.assert_allclose(single.margin, [1.0, 0.0, 0.6])
+    np.testing.assert_allclose(single.entropy[:2], [1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(single.score, [0.5, 1.0, 0.7])
+    multi = multi_label_uncertainties(np.array([[0.5, 1.0], [0.9, 0.1]]))
+    np.testing.assert_allclose(multi.least_confidence, [0.25, 0.1])  # mean over classes of min(p, 1 - p)
+    np.testing.assert_allclose(multi.margin, [0.5, 0.2])
+    sure, doubtful = np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[1.0, 0.0], [0.6, 0.4]])
+    spans = span_uncertainties(
+        [TaggedText((), sure), TaggedText((), np.zeros((0, 2))), TaggedText((), doubtful)]
+    )
+    np.testing.assert_allclose(spans.least_confidence, [0.0, 0.0, 0.4])  # the most uncertain token decides
+    np.testing.assert_allclose(spans.score, [1.0, 1.0, 0.6])
+
+
+def test_choice_results_name_only_configured_classes() -> None:
+    output = ClassOutput(("a", "b", "c"), np.array([[0.9, 0.6, 0.1], [0.2, 0.3, 0.4]]))
+    rows = control_results(MULTI, output, ["x", "y"], multi_label_uncertainties(output.probabilities))
+    assert rows[0][0]["value"] == {"choices": ["a", "b"]} and rows[0][0]["score"] == 0.6
+    assert rows[1] == []  # nothing reaches 0.5: a prediction without classes
+    single = ClassOutput(("ham", "spam"), np.array([[0.2, 0.8]]))
+    [[item]] = control_results(SINGLE, single, ["x"], class_uncertainties(single.probabilities))
+    assert item == {
+        "from_name": "label",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"choices": ["spam"]},
+        "score": 0.8,
+    }
+
+
+def annotation(
+    aid: int,
+    user: int | None,
+    result: list[dict[str, object]],
+    *,
+    was_cancelled: bool = False,
+    ground_truth: bool = False,
+) -> Annotation:
+    return Annotation(
+        id=aid,
+        task_id=1,
+        completed_by=user,
+        result=result,
+        was_cancelled=was_cancelled,
+        ground_truth=ground_truth,
+        created_at=f"2026-01-0{aid}",
+    )
+
+
+def pick(value: str) -> list[dict[str, object]]:
+    return [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [value]}}]
+
+
+def test_consensus_rules() -> None:
+    def target(*annotations: Annotation) -> object:
+        return task_target(Task(1, {"text": "t"}, annotations=annotations), SINGLE)
+
+    assert (
+        target(annotation(1, 1, pick("ham")), annotation(2, 2, pick("spam")), annotation(3, 3, pick("spam")))
+        == "spam"
+    )
+    assert (
+        target(annotation(1, 1, pick("ham")), annotation(2, 2, pick("spam"))) is None
+    )  # a tie drops the task
+    assert target(annotation(1, 1, pick("ham")), annotation(2, 2, pick("spam"), was_cancelled=True)) == "ham"
+    gold = annotation(3, 3, pick("ham"), ground_truth=True)
+    assert target(annotation(1, 1, pick("spam")), annotation(2, 2, pick("spam")), gold) == "ham"
+    assert (
+        target(annotation(1, 1, pick("ham")), annotation(2, 1, pick("spam"))) == "spam"
+    )  # latest per annotator
+    assert target(annotation(1, 1, pick("unknown-class"))) is None
+    assert majority_consensus(MULTI, [("a", "b"), ("a",), ()]) == ("a",)
+    assert majority_consensus(SPANS, [((0, 3, "Person"),), ((0, 3, "Person"),), ()]) == ((0, 3, "Person"),)
+
+
+def test_examples_keep_empty_span_sets_and_skip_missing_text() -> None:
+    tasks = [
+        Task(1, {"text": "nothing here"}, annotations=(annotation(1, 1, []),)),
+        Task(2, {}, annotations=(annotation(2, 1, []),)),
+        Task(3, {"text": "no annotation"}),
+    ]
+    assert [(e.task_id, e.target) for e in examples(tasks, SPANS)] == [(1, ())]
+
+
+def test_fast_features_equal_the_fitted_vectorizer() -> None:
+    texts = [
+        "Win CASH now!!",
+        "see you at 5",
+        "u r 2 good",
+        "",
+        "###",
+        "win win win cash",
+        "zzz unseen words",
+    ]
+    model = TextClassifier("single").fit(
+        texts[:3] * 2 + ["win cash"] * 2, ["s", "h", "h", "s", "h", "h", "s", "s"]
+    )
+    fast = model._fast_features(texts).toarray()
+    np.testing.assert_allclose(fast, model.vectorizer_.transform(texts).toarray(), atol=1e-12)
+    assert (fast[3] == 0).all() and (fast[6] == 0).all()
+
+
+def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
+    from ml_backend.dataset import Example
+    from ml_backend.errors import TrainingError
+    from ml_backend.training import fit_control
+
+    items = [
+        Example(k, f"cheap prize {k}" if k % 2 else f"lunch plan {k}", "spam" if k % 2 else "ham")
+        for k in range(40)
+    ]
+    fitted = fit_control(SINGLE, items)
+    assert fitted.report["training_size"] == 40
+    assert fitted.report["holdout"] == {"size": 8, "accuracy": 1.0, "macro_f1": 1.0}
+    small = fit_control(SINGLE, items[:6])
+    assert small.report["holdout"] is None  # fewer than 20 examples: all of them train the model
+    with pytest.raises(TrainingError, match="4 needed"):
+        fit_control(SINGLE, items[:3])
+    with pytest.raises(TrainingError, match="two classes"):
+        fit_control(SINGLE, [e for e in items if e.target == "ham"])
+
+
+def test_multi_label_predictions_are_valid_for_the_config() -> None:
+    from ml_backend.dataset import Example
+    from ml_backend.models.bundle import ModelBundle
+    from ml_backend.predictor import predict_tasks
+    from ml_backend.store import LoadedModel
+    from ml_backend.training import fit_control
+
+    config_xml = (CONFIGS / "multilabel_classification.xml").read_text()
+    spec = parse_label_config(config_xml).controls[0]
+    words = {"Toxic": "awful", "Insult": "idiot", "Threat": "hurt"}
+    items = [
+        Example(k, " ".join(words[c] for c in combo) + f" text {k}", combo)
+        for k, combo in enumerate([("Toxic",), ("Insult",), ("Toxic", "Insult"), (), ("Threat",)] * 5)
+    ]
+    fitted = fit_control(spec, items)
+    assert set(fitted.report["holdout"]) == {"size", "subset_accuracy", "micro_f1", "macro_f1"}
+    loaded = LoadedModel(1, "20260101T000000.000000Z", ModelBundle({spec.name: fitted.trained}), {})
+    tasks = [{"data": {"text": "awful idiot"}}, {"data": {"text": "nice day"}}]
+    first, second = predict_tasks(loaded, parse_label_config(config_xml), tasks)
+    [prediction] = first
+    assert prediction["result"][0]["value"]["choices"] == ["Insult", "Toxic"]
+    assert LabelInterface(config_xml).validate_prediction(prediction)  # type: ignore[no-untyped-call]
+    assert second[0]["result"] == [] and 0 < second[0]["score"] <= 1
