@@ -1,0 +1,50 @@
+"""Which scorer a ``select`` run uses: the ML backend named in the settings or connected to the project."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ls_companion.client import LabelStudioClient
+from ls_companion.errors import ConfigError
+from ls_companion.selection.scoring import HttpScorer
+from ls_companion.settings import Settings
+
+ScorerMode = Literal["auto", "backend", "none"]
+SCORER_MODES = ("auto", "backend", "none")
+
+
+def backend_url(settings: Settings, client: LabelStudioClient, project_id: int) -> str | None:
+    """``ML_BACKEND_URL``, else the URL of the first ML backend connected to the project in Label Studio."""
+    if settings.ml_backend_url:
+        return settings.ml_backend_url
+    backends = client.list_ml_backends(project_id)
+    return backends[0].url if backends else None
+
+
+def http_scorer(
+    settings: Settings, client: LabelStudioClient, project_id: int, mode: str, *, control: str | None = None
+) -> HttpScorer | None:
+    """The backend's ``/score`` (``auto``/``backend``), or None: no backend found (``auto``) or ``none``."""
+    if mode not in SCORER_MODES:
+        raise ConfigError(f"--scorer must be one of {', '.join(SCORER_MODES)}")
+    if mode == "none":
+        return None
+    url = backend_url(settings, client, project_id)
+    if url is None:
+        if mode == "backend":
+            raise ConfigError("no ML backend: set ML_BACKEND_URL or connect a backend to the project")
+        return None
+    password = settings.ml_backend_basic_auth_pass
+    auth = None
+    if settings.ml_backend_basic_auth_user:
+        auth = (settings.ml_backend_basic_auth_user, password.get_secret_value() if password else "")
+    return HttpScorer(
+        url,
+        project_id,
+        auth=auth,
+        control=control,
+        timeout=max(settings.http_timeout, 100.0),
+        connect_timeout=settings.connect_timeout,
+        attempts=settings.retry_attempts,
+        max_wait=settings.retry_max_wait,
+    )

@@ -1,0 +1,314 @@
+"""Scoring pool items with "the current model": the ``Scorer`` protocol and its two implementations.
+
+``HttpScorer`` calls the ML backend's ``POST /score`` (contract in docs/active-learning.md);
+``SklearnScorer`` trains TF-IDF + logistic regression on labeled texts in process (simulator, tests,
+no-backend setups). A scorer answers ``None`` when there is no trained model: the caller cold-starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, cast
+
+import httpx
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from ls_companion.errors import BackendUnavailable
+from ls_companion.selection.aggregate import multilabel_measures, single_label_measures
+from ls_companion.selection.pool import MEASURES, FloatArray, Kind
+
+log = logging.getLogger(__name__)
+Item = Mapping[str, Any]  # {"id": str, "data": {...}}, as sent to /score
+_KINDS = ("single", "multi", "spans")
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    """Scores of items, in the order they were sent: the three measures, confidence, probabilities."""
+
+    model_version: str
+    kind: Kind
+    classes: tuple[str, ...]
+    measures: dict[str, FloatArray]
+    confidence: FloatArray
+    proba: NDArray[np.floating[Any]] | None = None
+    control: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.confidence.shape[0])
+
+    @classmethod
+    def from_proba(
+        cls,
+        proba: NDArray[np.floating[Any]],
+        classes: Sequence[str],
+        model_version: str,
+        *,
+        kind: Kind = "single",
+        control: str | None = None,
+    ) -> ScoreBatch:
+        """Scores computed from probabilities (class distribution, or independent per-label for multi)."""
+        matrix = np.asarray(proba, dtype=np.float64)
+        measures = multilabel_measures(matrix) if kind == "multi" else single_label_measures(matrix)
+        return cls(
+            model_version=model_version,
+            kind=kind,
+            classes=tuple(classes),
+            measures=measures,
+            confidence=1.0 - measures["least_confidence"],
+            proba=matrix.astype(np.float32),
+            control=control,
+        )
+
+
+class Scorer(Protocol):
+    """Anything that scores items; ``None`` means no trained model yet."""
+
+    def score(self, items: Sequence[Item]) -> ScoreBatch | None: ...
+
+
+# -- in process ---------------------------------------------------------------------------------------
+
+
+class SklearnScorer:
+    """TF-IDF + logistic regression trained on labeled texts; scores items by ``data[text_key]``.
+
+    ``vectorizer`` may be an already fitted ``TfidfVectorizer`` (the simulator fits one on the whole
+    pool once); otherwise one is fitted on the training texts. Fewer than two classes: no model.
+    """
+
+    def __init__(
+        self,
+        *,
+        text_key: str = "text",
+        control: str | None = None,
+        C: float = 10.0,
+        vectorizer: TfidfVectorizer | None = None,
+        max_iter: int = 1000,
+    ) -> None:
+        self.text_key = text_key
+        self.control = control
+        self.C = C
+        self.vectorizer = vectorizer
+        self.max_iter = max_iter
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Self:
+        if self.vectorizer is not None and hasattr(self.vectorizer, "vocabulary_"):
+            self.vectorizer_ = self.vectorizer
+        else:
+            self.vectorizer_ = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit(texts)
+        return self.fit_features(self.vectorizer_.transform(texts), labels)
+
+    def fit_features(self, features: Any, labels: Sequence[str]) -> Self:
+        """Train on already vectorized rows (the vectorizer must be set for ``score``)."""
+        if not hasattr(self, "vectorizer_") and self.vectorizer is not None:
+            self.vectorizer_ = self.vectorizer
+        labels = [str(x) for x in labels]
+        self.model_: LogisticRegression | None = None
+        if len(set(labels)) < 2:
+            return self
+        # liblinear is 10-30x faster than lbfgs on small sparse binary problems (its dual form when there
+        # are fewer rows than features, the usual case for text); it has no multinomial mode.
+        binary = len(set(labels)) == 2
+        model = LogisticRegression(
+            C=self.C,
+            max_iter=self.max_iter,
+            solver="liblinear" if binary else "lbfgs",
+            dual=binary and features.shape[0] < features.shape[1],
+        )
+        self.model_ = model.fit(features, labels)
+        self.classes_ = tuple(str(c) for c in self.model_.classes_)
+        digest = hashlib.sha1(json.dumps([list(features.shape), labels]).encode())
+        if hasattr(features, "data"):
+            digest.update(np.asarray(features.data).tobytes())
+        self.model_version_ = f"sklearn-{digest.hexdigest()[:10]}"
+        return self
+
+    def score(self, items: Sequence[Item]) -> ScoreBatch | None:
+        texts = [str((item.get("data") or {}).get(self.text_key) or "") for item in items]
+        return self.score_texts(texts)
+
+    def score_texts(self, texts: Sequence[str]) -> ScoreBatch | None:
+        if getattr(self, "model_", None) is None:
+            return None
+        return self.score_features(self.vectorizer_.transform(texts))
+
+    def score_features(self, features: Any) -> ScoreBatch | None:
+        model = getattr(self, "model_", None)
+        if model is None:
+            return None
+        return ScoreBatch.from_proba(
+            model.predict_proba(features), self.classes_, self.model_version_, control=self.control
+        )
+
+
+# -- over HTTP ----------------------------------------------------------------------------------------
+
+
+class _Transient(Exception):
+    """A 5xx answer: worth another attempt."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.text = text
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _Transient | httpx.TransportError)
+
+
+class HttpScorer:
+    """The ML backend's ``POST /score``, in batches, with retries on connection errors and 5xx."""
+
+    def __init__(
+        self,
+        url: str,
+        project: int,
+        *,
+        auth: tuple[str, str] | None = None,
+        control: str | None = None,
+        batch_size: int = 1000,
+        timeout: float = 100.0,
+        connect_timeout: float = 3.0,
+        attempts: int = 5,
+        max_wait: float = 8.0,
+        initial_wait: float = 0.25,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.project = project
+        self.control = control
+        self.batch_size = batch_size
+        self._attempts = attempts
+        self._max_wait = max_wait
+        self._initial_wait = initial_wait
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout), auth=auth)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def score(self, items: Sequence[Item]) -> ScoreBatch | None:
+        batches: list[ScoreBatch] = []
+        for start in range(0, len(items), self.batch_size):
+            batch = self._score_batch(items[start : start + self.batch_size])
+            if batch is None:
+                return None
+            batches.append(batch)
+        return concat_batches(batches) if batches else None
+
+    def _score_batch(self, items: Sequence[Item]) -> ScoreBatch | None:
+        payload: dict[str, Any] = {
+            "project": self.project,
+            "tasks": [{"id": it["id"], "data": it.get("data", {})} for it in items],
+        }
+        if self.control is not None:  # which control to score, when the config has several
+            payload["control"] = self.control
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._initial_wait, max=self._max_wait, jitter=self._initial_wait
+            ),
+            retry=retry_if_exception(_is_transient),
+            before_sleep=lambda s: log.warning(
+                "ML backend /score: attempt %d failed, retrying", s.attempt_number
+            ),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._post, payload)
+        except _Transient as exc:
+            raise BackendUnavailable(
+                f"ML backend at {self.url} answered HTTP {exc.status}", detail=exc.text
+            ) from None
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the ML backend at {self.url} ({type(exc).__name__})"
+            ) from None
+        if response.status_code == 409 and _error_code(response) == "not_trained":
+            return None
+        if response.status_code in (401, 403):
+            raise BackendUnavailable(
+                f"ML backend at {self.url} rejected our credentials (HTTP {response.status_code}); "
+                "check ML_BACKEND_BASIC_AUTH_USER / ML_BACKEND_BASIC_AUTH_PASS"
+            )
+        if response.status_code >= 400:
+            raise BackendUnavailable(
+                f"ML backend at {self.url} answered HTTP {response.status_code} to /score",
+                detail=response.text[:300],
+            )
+        return parse_score_response(response.json(), [str(it["id"]) for it in items])
+
+    def _post(self, payload: Mapping[str, Any]) -> httpx.Response:
+        response = self._http.post(f"{self.url}/score", json=payload)
+        if response.status_code >= 500:
+            raise _Transient(response.status_code, response.text[:300])
+        return response
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("error")) if isinstance(body, Mapping) else None
+
+
+def _invalid(reason: str) -> BackendUnavailable:
+    return BackendUnavailable("the ML backend's /score answer is not valid", detail=reason)
+
+
+def parse_score_response(body: Any, ids: Sequence[str]) -> ScoreBatch:
+    """A ``/score`` answer as a ``ScoreBatch``, checked against the ids sent (same order)."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("items"), list):
+        raise _invalid("expected an object with an 'items' list")
+    kind = body.get("kind")
+    if kind not in _KINDS:
+        raise _invalid(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    classes = tuple(str(c) for c in body.get("classes") or ())
+    rows = body["items"]
+    if [str(r.get("id")) if isinstance(r, Mapping) else None for r in rows] != list(ids):
+        raise _invalid(f"items must answer the {len(ids)} tasks sent, in order")
+    try:
+        measures = {m: np.array([float(r[m]) for r in rows], dtype=np.float64) for m in MEASURES}
+        confidence = np.array([float(r["score"]) for r in rows], dtype=np.float64)
+        proba = None
+        if kind != "spans":
+            proba = np.array([r["probabilities"] for r in rows], dtype=np.float32).reshape(
+                len(rows), len(classes)
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _invalid(f"an item lacks a number ({exc})") from None
+    return ScoreBatch(
+        model_version=str(body.get("model_version") or ""),
+        kind=cast(Kind, kind),
+        classes=classes,
+        measures=measures,
+        confidence=confidence,
+        proba=proba,
+        control=str(body["control"]) if body.get("control") else None,
+    )
+
+
+def concat_batches(batches: Sequence[ScoreBatch]) -> ScoreBatch:
+    """One batch from several of the same model (the last model version wins if it changed between them)."""
+    first, last = batches[0], batches[-1]
+    if len(batches) == 1:
+        return first
+    probas = [b.proba for b in batches]
+    return ScoreBatch(
+        model_version=last.model_version,
+        kind=first.kind,
+        classes=first.classes,
+        measures={m: np.concatenate([b.measures[m] for b in batches]) for m in first.measures},
+        confidence=np.concatenate([b.confidence for b in batches]),
+        proba=None if any(p is None for p in probas) else np.concatenate(cast(list[Any], probas)),
+        control=first.control,
+    )
