@@ -23,6 +23,7 @@ from ls_companion import META_NAMESPACE
 from ls_companion.errors import InputError, SpecError
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows, source_id
+from ls_companion.sync.options import SyncOptions
 
 SAMPLING = {
     "sequential": "Sequential sampling",
@@ -80,6 +81,7 @@ class ProjectSpec(_Section):
     pilot: PilotSpec | None = None
     ml_backend: MLBackendSpec | None = None
     webhooks: list[WebhookSpec] = Field(default_factory=list)
+    sync: SyncOptions | None = Field(None, description="The sync worker's options (docs/sync.md).")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,252 @@
+"""One sync of one project, whatever runs it (inline, an rq job): the steps, in crash-safe order.
+
+1. list the tasks updated since ``watermark - overlap`` (all of them on the first or a full sync);
+2. store the changed task snapshots (one atomic segment);
+3. score the project from the store and PATCH quality into the meta of listed tasks that need it;
+4. escalate low-agreement tasks, raise drift alerts, ask for training / a top-up when due;
+5. only then advance the watermark, in the same atomic write as the counters.
+
+A crash anywhere before 5 leaves the watermark where it was: the next run lists the same tasks
+again, finds them stored (no duplicates) and PATCHes only what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ls_companion.client import LabelStudioClient
+from ls_companion.records import Project, Task
+from ls_companion.settings import Settings
+from ls_companion.sync import alerts as alert_log
+from ls_companion.sync.dispatch import Dispatcher
+from ls_companion.sync.locks import LockLost
+from ls_companion.sync.options import SyncOptions
+from ls_companion.sync.quality_step import EscalationRule, QualityOutcome, assess, escalate
+from ls_companion.sync.state import ProjectState, load_state, project_dir, save_state
+from ls_companion.sync.store import (
+    COMPACT_AFTER,
+    AnnotationStore,
+    Snapshot,
+    View,
+    apply,
+    changed_snapshots,
+    new_annotation_versions,
+    vanished,
+)
+from ls_companion.sync.topup_step import topup_due
+from ls_companion.sync.train_step import connected_backend, training_due
+from ls_companion.sync.watermark import advance, format_time, list_since
+from ls_companion.sync.writeback import plan_updates, send_updates
+
+log = logging.getLogger(__name__)
+
+GOLD_FILE = "gold.jsonl"
+
+
+@dataclass
+class SyncResult:
+    project_id: int
+    mode: str
+    full: bool
+    started_at: str
+    finished_at: str = ""
+    seconds: float = 0.0
+    listed_since: str | None = None
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    tasks_listed: int = 0
+    tasks_written: int = 0
+    tasks_removed: int = 0
+    annotations_new: int = 0
+    tasks_stored: int = 0
+    annotations_stored: int = 0
+    patches: int = 0
+    escalated: int = 0
+    quality: dict[str, Any] = field(default_factory=dict)
+    alerts_new: list[dict[str, Any]] = field(default_factory=list)
+    train: dict[str, Any] | None = None
+    topup: dict[str, Any] | None = None
+    #: Seconds spent listing, storing, scoring and PATCHing.
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    settings: Settings
+    client: LabelStudioClient
+    dispatcher: Dispatcher
+    #: Whether this run still owns its lock (False once a Redis lock expired under it).
+    lock_held: Callable[[], bool] = lambda: True
+
+
+class _Stopwatch:
+    """``with clock("step"):`` adds the block's wall time to ``timings["step"]``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self._timings = timings
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = self._timings.get(step, 0.0) + time.perf_counter() - started
+            self._timings[step] = round(spent, 3)
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def _dedupe(tasks: Iterable[Task]) -> list[Task]:
+    """Listed tasks by id; a task updated while we paged can show up twice: keep the later copy."""
+    by_id: dict[int, Task] = {}
+    for task in tasks:
+        by_id[task.id] = task
+    return list(by_id.values())
+
+
+def _gold_path(options: SyncOptions, folder: Path) -> Path | None:
+    path = Path(options.gold) if options.gold else folder / GOLD_FILE
+    return path if path.is_file() else None
+
+
+def _score(
+    ctx: SyncContext,
+    project: Project,
+    view: View,
+    listed: list[Task],
+    options: SyncOptions,
+    folder: Path,
+) -> QualityOutcome:
+    escalation = None
+    if options.escalation is not None:
+        overlaps = {t.id: t.overlap or 1 for t in listed if t.id in view}
+        escalation = EscalationRule(options.escalation.below, options.escalation.max_overlap, overlaps)
+    return assess(
+        [snapshot.to_task() for snapshot in view.values()],
+        project.label_config,
+        [t.id for t in listed if t.id in view],
+        gold_path=_gold_path(options, folder),
+        escalation=escalation,
+    )
+
+
+def _store(store: AnnotationStore, view: View, listed: list[Task], full: bool) -> tuple[list[Snapshot], int]:
+    """Save what changed; returns (the saved snapshots, new annotation versions among them)."""
+    snapshots = [Snapshot.of_task(task) for task in listed]
+    changed = changed_snapshots(view, snapshots)
+    if full:
+        changed += vanished(view, (s.task_id for s in snapshots))
+    new_versions = new_annotation_versions(view, changed)
+    store.append(changed)
+    apply(view, changed)
+    if store.segment_count() >= COMPACT_AFTER:
+        store.compact(view)
+    return changed, new_versions
+
+
+def _follow_ups(
+    ctx: SyncContext, project: Project, state: ProjectState, options: SyncOptions, result: SyncResult
+) -> None:
+    """Training after enough new annotations; a top-up when unlabeled tasks run low."""
+    state.annotations_since_train += result.annotations_new
+    if training_due(state.annotations_since_train, options.retrain_after):
+        backend = connected_backend(ctx.client, project.id)
+        if backend is None:
+            result.train = {"requested": False, "reason": "no ML backend is connected to the project"}
+        else:
+            result.train = ctx.dispatcher.train(project.id, backend.id)
+            if "error" not in result.train:
+                result.train["annotations"] = state.annotations_since_train
+                result.train["at"] = _now()
+                state.last_train = result.train
+                state.annotations_since_train = 0
+    if options.topup is not None and topup_due(project, options.topup):
+        result.topup = ctx.dispatcher.topup(project.id, options.topup)
+        state.last_topup = {**result.topup, "at": _now()}
+
+
+def _commit(folder: Path, state: ProjectState, result: SyncResult, watermark: str | None) -> None:
+    """The last step: the new watermark and the counters, in one atomic write."""
+    state.watermark = result.watermark_after = watermark
+    result.finished_at = _now()
+    state.syncs += 1
+    state.tasks_written_total += result.tasks_written
+    state.patches_total += result.patches
+    state.last_sync = {k: v for k, v in result.to_json().items() if k != "alerts_new"}
+    save_state(folder, state)
+
+
+def run_sync(
+    ctx: SyncContext,
+    project_id: int,
+    options: SyncOptions,
+    *,
+    full: bool = False,
+) -> SyncResult:
+    """Sync one project (the module docstring has the steps). ``full`` lists every task, notices
+    tasks deleted in Label Studio and recomputes every listed task's quality."""
+    started = time.monotonic()
+    folder = project_dir(ctx.settings.data_dir, project_id)
+    state = load_state(folder, project_id)
+    full = full or state.watermark is None
+    since = None if full else list_since(state.watermark, options.overlap_seconds)
+    result = SyncResult(project_id, ctx.dispatcher.mode, full, _now(), listed_since=since)
+    result.watermark_before = state.watermark
+
+    clock = _Stopwatch(result.timings)
+    with clock("list"):
+        project = ctx.client.get_project(project_id)
+        listing_started = ctx.client.server_time()
+        listed = _dedupe(ctx.client.list_tasks(project_id, updated_since=since))
+    result.tasks_listed = len(listed)
+
+    with clock("store"):
+        store = AnnotationStore(folder)
+        view = store.load()
+        changed, result.annotations_new = _store(store, view, listed, full)
+    result.tasks_written = sum(1 for s in changed if s.annotations)
+    result.tasks_removed = len(changed) - result.tasks_written
+    result.tasks_stored = len(view)
+    result.annotations_stored = sum(len(s.annotations) for s in view.values())
+
+    with clock("quality"):
+        quality = _score(ctx, project, view, listed, options, folder)
+    result.quality = quality.summary if quality.skipped is None else {"skipped": quality.skipped}
+    with clock("patch"):
+        revs = {t.id: view[t.id].rev for t in listed if t.id in view}
+        updates = plan_updates(listed, revs, quality.per_task, mirror=options.mirror, refresh=full)
+        result.patches = send_updates(ctx.client, updates, workers=options.patch_workers)
+        result.escalated = escalate(ctx.client, quality.escalations)
+
+    webhook = str(options.alert_webhook) if options.alert_webhook is not None else None
+    state.alerts, result.alerts_new = alert_log.raise_alerts(
+        state.alerts, quality.alerts, project_id=project_id, now=_now(), webhook=webhook
+    )
+    _follow_ups(ctx, project, state, options, result)
+
+    if not ctx.lock_held():
+        raise LockLost(f"sync of project {project_id}: the lock expired while it ran; not committing")
+    result.seconds = round(time.monotonic() - started, 3)
+    _commit(folder, state, result, advance(state.watermark, (t.updated_at for t in listed), listing_started))
+    log.info(
+        "project %d: %d listed, %d stored, %d PATCH in %.1f s",
+        project_id,
+        result.tasks_listed,
+        result.tasks_written,
+        result.patches,
+        result.seconds,
+    )
+    return result

@@ -1,0 +1,112 @@
+"""Seam to the quality engine (issue 5): stored tasks in, per-task meta dicts and drift alerts out.
+
+Everything the sync needs from ``ls_companion.quality`` goes through ``assess``, so that the rest of
+the sync does not depend on the engine's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ls_companion import META_NAMESPACE
+from ls_companion.client import LabelStudioClient
+from ls_companion.records import Task
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    """The numbers one sync writes and reports."""
+
+    per_task: dict[int, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    escalations: list[tuple[int, int]] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was computed (no scorable control, no annotations)
+
+
+@dataclass(frozen=True)
+class EscalationRule:
+    below: float
+    max_overlap: int
+    overlaps: Mapping[int, int]  # current overlap of the candidate tasks
+
+
+def _gold(path: Path | None, controls: Mapping[str, Any], tasks: Sequence[Task]) -> Any:
+    from ls_companion.quality import gold
+
+    if path is None or not path.is_file():
+        return None
+    source_ids: dict[str, int] = {}
+    for task in tasks:
+        sid = (task.meta.get(META_NAMESPACE) or {}).get("source_id")
+        if sid is not None:
+            source_ids[str(sid)] = task.id
+    return gold.resolve_gold(gold.read_gold_file(path), controls, source_ids=source_ids)
+
+
+def _options(table: Any, gold_answers: Any) -> Any:
+    """The engine's defaults, but only the fast consensus methods when gold cannot choose among them.
+
+    Without enough gold the engine picks Dawid-Skene whatever GLAD and MACE say, and those two cost
+    seconds to a minute per sync (crowd-kit's EM): the numbers written are the same without them.
+    """
+    from ls_companion.quality import consensus, gold
+    from ls_companion.quality.engine import QualityOptions
+
+    defaults = QualityOptions()
+    known = gold.combine_gold(*(g for g in (gold_answers, gold.gold_from_table(table)) if g is not None))
+    enough = not known.empty and int(known.groupby("control").size().max()) >= defaults.min_gold_to_choose
+    if enough:
+        return defaults
+    return QualityOptions(methods=(consensus.MAJORITY_VOTE, consensus.DAWID_SKENE))
+
+
+def assess(
+    tasks: Sequence[Task],
+    label_config: str,
+    wanted: Collection[int],
+    *,
+    gold_path: Path | None = None,
+    escalation: EscalationRule | None = None,
+) -> QualityOutcome:
+    """Score the project from its stored ``tasks``; per-task dicts only for ``wanted`` task ids."""
+    from ls_companion.quality.engine import compute_project_quality
+    from ls_companion.quality.escalation import plan_escalation
+    from ls_companion.quality.records import controls_from_config, tasks_to_table
+
+    controls = controls_from_config(label_config)
+    if not controls:
+        return QualityOutcome(skipped="the label config has no control the quality engine scores")
+    table = tasks_to_table(tasks, controls)
+    if table.empty:
+        return QualityOutcome(skipped="no annotations yet")
+    gold_answers = _gold(gold_path, controls, tasks)
+    report = compute_project_quality(
+        table, controls, gold_answers=gold_answers, options=_options(table, gold_answers)
+    )
+    per_task = {int(task_id): meta for task_id, meta in report.task_meta(wanted).items()}
+    as_dict = report.to_dict()
+    escalations: list[tuple[int, int]] = []
+    if escalation is not None and escalation.overlaps:
+        candidates = report.tasks[report.tasks["task_id"].isin(list(escalation.overlaps))]
+        # Without the engine's own flag the planner applies ``below``, the sync option.
+        candidates = candidates.drop(columns=["low_agreement"], errors="ignore")
+        escalations = plan_escalation(
+            candidates, escalation.overlaps, threshold=escalation.below, max_overlap=escalation.max_overlap
+        )
+    return QualityOutcome(
+        per_task=per_task,
+        summary=as_dict["summary"],
+        alerts=list(as_dict["drift"]["alerts"]),
+        escalations=escalations,
+    )
+
+
+def escalate(client: LabelStudioClient, plan: Sequence[tuple[int, int]]) -> int:
+    """Raise each planned task's overlap (the engine's ``apply_escalation``); returns the count."""
+    from ls_companion.quality.escalation import apply_escalation
+
+    return apply_escalation(client, plan)

@@ -1,0 +1,109 @@
+"""Top-ups: when a project runs low on unlabeled tasks, import the next active-learning batch.
+
+Seam to the selection pipeline (issue 4): ``run_topup`` builds a ``SelectRequest`` and calls
+``run_select``, which is idempotent and resumable (it never imports a source id twice and resumes an
+unfinished round of the same request), so a top-up killed in the middle of its import is finished
+by its retry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ls_companion.client import LabelStudioClient
+from ls_companion.records import Project
+from ls_companion.settings import Settings
+from ls_companion.sync.files import read_json, write_json_atomic
+from ls_companion.sync.options import TopupOptions
+from ls_companion.sync.state import project_dir
+
+
+def unlabeled(project: Project) -> int:
+    return max(0, project.task_number - project.finished_task_number)
+
+
+def topup_size(project: Project, options: TopupOptions) -> int:
+    """Tasks the next batch may hold: the batch size within what is left of the budget."""
+    return max(0, min(options.batch, options.budget - project.task_number))
+
+
+def topup_due(project: Project, options: TopupOptions) -> bool:
+    return unlabeled(project) < options.below and topup_size(project, options) > 0
+
+
+def _scorer(settings: Settings, project_id: int) -> Any:
+    """The ML backend's ``/score`` when one is configured; None means a cold start (no model)."""
+    if not settings.ml_backend_url:
+        return None
+    from ls_companion.selection import HttpScorer
+
+    auth = None
+    if settings.ml_backend_basic_auth_user and settings.ml_backend_basic_auth_pass is not None:
+        auth = (settings.ml_backend_basic_auth_user, settings.ml_backend_basic_auth_pass.get_secret_value())
+    return HttpScorer(settings.ml_backend_url, project_id, auth=auth)
+
+
+INTENT_FILE = "topup.json"
+
+
+def _request(project_id: int, options: TopupOptions, size: int) -> Any:
+    from ls_companion.selection import SelectRequest
+
+    return SelectRequest(
+        project_id=project_id,
+        pool=Path(options.pool),
+        strategy=options.strategy,
+        batch=size,
+        seed=options.seed,
+        id_column=options.id_column,
+        gold=Path(options.gold) if options.gold else None,
+        gold_rate=options.gold_rate,
+        with_predictions=options.with_predictions,
+        chunk_size=options.chunk_size,
+    )
+
+
+def run_topup(
+    settings: Settings, client: LabelStudioClient, project_id: int, options: TopupOptions
+) -> dict[str, Any]:
+    """Import the next batch if the project needs one, or finish the one a crash interrupted.
+
+    The batch size is written down (``topup.json``) before the import starts: the selection resumes
+    a round by its request, and the request includes the size, which a partial import would change.
+    """
+    from ls_companion.selection import run_select
+    from ls_companion.selection.rounds import last_round, read_project_state
+
+    intent_path = project_dir(settings.data_dir, project_id) / INTENT_FILE
+    intent = read_json(intent_path)
+    if intent is None:
+        project = client.get_project(project_id)
+        if not topup_due(project, options):
+            return {"project_id": project_id, "imported": 0, "skipped": "no top-up needed"}
+        size = topup_size(project, options)
+        write_json_atomic(intent_path, {"batch": size})
+    else:
+        size = int(intent["batch"])
+    request = _request(project_id, options, size)
+    last = last_round(read_project_state(client, project_id), request.key)
+    unfinished = last is not None and len(last.members) < size
+    if intent is not None and not unfinished:
+        intent_path.unlink(missing_ok=True)  # the interrupted top-up had finished its import
+        return {"project_id": project_id, "imported": 0, "skipped": "the interrupted top-up was complete"}
+    scorer = _scorer(settings, project_id)
+    try:
+        report = run_select(client, scorer, request, data_dir=settings.data_dir)
+        if report.nothing_to_do and not unfinished:
+            # The last round is complete and the model has not changed since: still, the queue is low.
+            report = run_select(
+                client, scorer, dataclasses.replace(request, new_round=True), data_dir=settings.data_dir
+            )
+    finally:
+        if scorer is not None:
+            scorer.close()
+    intent_path.unlink(missing_ok=True)
+    summary = report.to_json()
+    summary.pop("items", None)
+    return summary

@@ -1,0 +1,119 @@
+"""The sync's pure decisions: which tasks get a PATCH, alerts, training and top-ups, options, reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ls_companion import META_NAMESPACE
+from ls_companion.errors import InputError
+from ls_companion.records import Project, Task
+from ls_companion.sync.alerts import alert_key, merge_alerts
+from ls_companion.sync.options import SyncOptions, TopupOptions, options_payload, parse_options
+from ls_companion.sync.queues import one_line_reason, redact
+from ls_companion.sync.topup_step import topup_due, topup_size
+from ls_companion.sync.train_step import training_due
+from ls_companion.sync.writeback import mirror_values, plan_updates
+
+QUALITY = {"v": 1, "agreement": 0.5, "n_annotators": 2, "consensus": "spam"}
+
+
+def task(task_id: int, quality: dict[str, Any] | None = None, **data: Any) -> Task:
+    ours: dict[str, Any] = {"source_id": f"s{task_id}"}
+    if quality is not None:
+        ours["quality"] = quality
+    return Task(id=task_id, data=data or {"text": "x"}, meta={"reviewer": "ann", META_NAMESPACE: ours})
+
+
+def test_new_numbers_are_written_with_the_rev_of_their_annotations() -> None:
+    [update] = plan_updates([task(1)], {1: "r1"}, {1: QUALITY})
+    assert update.quality == {**QUALITY, "rev": "r1"} and update.data_values == {}
+
+
+def test_no_patch_when_the_meta_already_describes_these_annotations() -> None:
+    current = {**QUALITY, "rev": "r1"}
+    # Even when project-wide context moved the numbers, the same annotations mean no PATCH.
+    moved = {**QUALITY, "agreement": 0.75}
+    assert plan_updates([task(1, current)], {1: "r1"}, {1: moved}) == []
+    # ...unless a full sync asks for a refresh.
+    [update] = plan_updates([task(1, current)], {1: "r1"}, {1: moved}, refresh=True)
+    assert update.quality is not None and update.quality["agreement"] == 0.75
+
+
+def test_changed_annotations_or_wiped_meta_get_a_patch() -> None:
+    current = {**QUALITY, "rev": "r1"}
+    [changed] = plan_updates([task(1, current)], {1: "r2"}, {1: QUALITY})
+    assert changed.quality == {**QUALITY, "rev": "r2"}
+    [wiped] = plan_updates([task(2)], {2: "r1"}, {2: QUALITY})
+    assert wiped.quality == {**QUALITY, "rev": "r1"}
+
+
+def test_a_task_that_lost_all_annotations_gets_its_numbers_cleared_once() -> None:
+    [update] = plan_updates([task(1, {**QUALITY, "rev": "r1"})], {}, {})
+    assert update.quality is None
+    assert plan_updates([task(1, None)], {}, {}) == []  # never scored, nothing to clear
+
+
+def test_mirrored_fields_go_into_data_with_the_prefix() -> None:
+    [update] = plan_updates([task(1)], {1: "r1"}, {1: QUALITY}, mirror=("agreement", "consensus", "nope"))
+    assert update.data_values == {"lsc_agreement": 0.5, "lsc_consensus": "spam", "lsc_nope": None}
+    # Already mirrored and already scored: nothing to send.
+    done = task(1, {**QUALITY, "rev": "r1"}, text="x", lsc_agreement=0.5)
+    assert plan_updates([done], {1: "r1"}, {1: QUALITY}, mirror=("agreement",)) == []
+    # Turning mirroring on later fills data from the numbers already in meta.
+    [late] = plan_updates([task(1, {**QUALITY, "rev": "r1"})], {1: "r1"}, {1: QUALITY}, mirror=("agreement",))
+    assert late.data_values == {"lsc_agreement": 0.5}
+    assert mirror_values({"controls": {"a": 1}}, ["controls"]) == {"lsc_controls": None}
+
+
+def test_alerts_are_new_once_and_wait_for_delivery_only_with_a_webhook() -> None:
+    found = [
+        {"metric": "agreement", "scope": "annotator", "annotator": "3", "control": "label", "since": "t0"}
+    ]
+    known, new = merge_alerts([], found, "now", deliver=True)
+    assert len(new) == 1 and new[0]["delivered"] is False and new[0]["key"] == alert_key(found[0])
+    again, new_again = merge_alerts(known, found, "later", deliver=True)
+    assert new_again == [] and again == known
+    _, quiet = merge_alerts([], found, "now", deliver=False)
+    assert quiet[0]["delivered"] is None
+
+
+def test_training_is_due_after_enough_new_annotations() -> None:
+    assert not training_due(49, 50)
+    assert training_due(50, 50)
+    assert not training_due(10_000, 0)
+
+
+def test_top_ups_respect_the_threshold_and_the_budget() -> None:
+    options = TopupOptions(pool="pool.csv", below=20, batch=100, budget=250)
+    low = Project(id=1, title="p", label_config="", task_number=200, finished_task_number=190)
+    assert topup_due(low, options) and topup_size(low, options) == 50
+    busy = Project(id=1, title="p", label_config="", task_number=200, finished_task_number=100)
+    assert not topup_due(busy, options)
+    spent = Project(id=1, title="p", label_config="", task_number=250, finished_task_number=250)
+    assert not topup_due(spent, options) and topup_size(spent, options) == 0
+
+
+def test_options_validate_with_field_paths_and_travel_as_short_json() -> None:
+    with pytest.raises(InputError, match=r"sync\.topup\.budget"):
+        parse_options({"topup": {"pool": "p.csv"}})
+    with pytest.raises(InputError, match=r"sync\.interval"):
+        parse_options({"interval": 0})
+    options = SyncOptions(interval=60, mirror=("agreement",))
+    assert options_payload(options) == {"interval": 60, "mirror": ["agreement"]}
+    assert parse_options(options_payload(options)) == options
+
+
+def test_failed_job_reasons_are_one_line() -> None:
+    trace = "Traceback (most recent call last):\n  File x\nls_companion.errors.LabelStudioUnavailable: list tasks: HTTP 502\n"
+    assert one_line_reason(trace) == "LabelStudioUnavailable: list tasks: HTTP 502"
+    assert one_line_reason(None) == "unknown reason"
+    assert one_line_reason(
+        "rq.timeouts.JobTimeoutException: Task exceeded maximum timeout value (10 seconds)"
+    ) == ("JobTimeoutException: Task exceeded maximum timeout value (10 seconds)")
+
+
+def test_redis_passwords_stay_out_of_messages() -> None:
+    assert redact("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
