@@ -124,13 +124,13 @@ def main() -> int:
         return int(exc.exit_code or 0)
     except typer.Abort:
         return 130
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # usage errors from Typer's (vendored) click parser
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"error: {exc}\n")
+        return int(getattr(exc, "exit_code", 2))
     return 0
 
 

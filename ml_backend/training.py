@@ -280,13 +280,30 @@ class Trainer:
                 if p
             ]
             report["predictions_pushed"] = client.import_predictions(project.id, rows) if rows else 0
-        if self.settings.sync_project_model_version and self._may_move(client, project):
-            client.update_project(project.id, model_version=loaded.version)
-            report["project_model_version"] = loaded.version
+        # LS accepts a project model_version only if predictions of it exist (or a backend has it as
+        # its title): with nothing left unlabeled to predict, the pointer stays where it is.
+        moving = self.settings.sync_project_model_version and report["predictions_pushed"] > 0
+        if moving and self._may_move(client, project):
+            self._point_project_at(client, project, loaded.version, report)
         for version in removed_versions:
             if version != report["project_model_version"]:
                 client.delete_model_version_predictions(project.id, version)
         return report
+
+    @staticmethod
+    def _point_project_at(
+        client: LabelStudioClient, project: Project, version: str, report: dict[str, Any]
+    ) -> None:
+        """Set the project's model_version; a refusal is logged, not fatal: the model is published."""
+        from ls_companion.errors import LabelStudioAPIError
+
+        try:
+            client.update_project(project.id, model_version=version)
+        except LabelStudioAPIError as exc:  # the model is published and serves; only the pointer failed
+            log.warning("project %s: could not set model_version %s: %s", project.id, version, exc)
+            report["project_model_version_error"] = str(exc)
+            return
+        report["project_model_version"] = version
 
     @staticmethod
     def _may_move(client: LabelStudioClient, project: Project) -> bool:
