@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -19,7 +20,37 @@ from ls_companion.settings import Settings
 from tests.harness.redis_server import RedisProcess, start_redis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def _origin_checkout() -> Path | None:
+    """The local repository this checkout was cloned from, if it was cloned from a path."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not url or "://" in url or url.startswith("git@"):
+        return None
+    return Path(url.removeprefix("file:")).resolve()
+
+
+def _shared_datasets() -> Path:
+    """``../shared/datasets`` beside the checkout (or beside the one a clean clone was made from);
+    ``LSC_SHARED_DATASETS`` overrides. A missing folder fails the tests that read it, naming the path."""
+    override = os.environ.get("LSC_SHARED_DATASETS")
+    candidates = [Path(override)] if override else []
+    candidates.append(REPO_ROOT.parent / "shared" / "datasets")
+    origin = _origin_checkout()
+    if origin is not None:
+        candidates.append(origin.parent / "shared" / "datasets")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED_DATASETS = _shared_datasets()
 
 _LS_KEY = pytest.StashKey[LabelStudioProcess]()
 
