@@ -1,0 +1,447 @@
+"""The numbers of the report as one plain, JSON-able dict: exactly what ``report.json`` holds.
+
+``collect`` reads the inputs (the project from Label Studio or from the sync's local store, the gold
+store, the ML backend's ``GET /versions``, the tasks' ``meta.ls_companion``); ``build_report`` turns
+them into the dict. Every quality number comes from the quality engine (``compute_project_quality``);
+this module only reshapes its tables for plots (pairs per annotator pair, labels, drift windows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from ls_companion import META_NAMESPACE
+from ls_companion.client import LabelStudioClient
+from ls_companion.errors import InputError
+from ls_companion.quality import adapter, agreement, consensus, gold
+from ls_companion.quality.adapter import ProjectData
+from ls_companion.quality.engine import QualityOptions, QualityReport, compute_project_quality
+from ls_companion.quality.records import TEXTAREA, Box, Polygon, Span, answered, controls_from_config
+from ls_companion.records import Task
+from ls_companion.settings import Settings
+
+REPORT_VERSION = 1
+NO_BACKEND = "no ML backend: set ML_BACKEND_URL or connect one to the project in Label Studio"
+#: The label distribution keeps the most frequent labels; the rest are summed as ``OTHER``.
+MAX_LABELS = 20
+OTHER = "(other)"
+_DECIMALS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInfo:
+    id: int
+    title: str
+    url: str
+    task_number: int = 0
+    finished_task_number: int = 0
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report is made of, read once."""
+
+    project: ProjectInfo
+    data: ProjectData
+    gold: pd.DataFrame
+    #: Every task's ``meta["ls_companion"]`` (``{}`` when it has none), by task id.
+    metas: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    #: Annotator id (the tidy table's string) → display name (the user's email).
+    users: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, Any] = field(default_factory=lambda: no_models(NO_BACKEND))
+    source: str = "label_studio"
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
+def collect(
+    client: LabelStudioClient,
+    settings: Settings,
+    project_id: int,
+    *,
+    gold_file: Path | None = None,
+    from_store: bool = False,
+) -> ReportInputs:
+    """Read a project's inputs: annotations from Label Studio (or the sync's store), gold, models, rounds."""
+    project = client.get_project(project_id)
+    controls = controls_from_config(project.label_config)
+    if from_store:
+        listed = list(client.list_tasks(project_id, data=False, annotations=False))
+        data = adapter.from_tasks(stored_tasks(settings.data_dir, project_id), controls, project_id)
+    else:
+        listed = list(client.list_tasks(project_id, data=False, annotations=True, predictions=True))
+        data = adapter.from_tasks(listed, controls, project_id)
+    return ReportInputs(
+        project=ProjectInfo(
+            id=project.id,
+            title=project.title,
+            url=f"{client.url}/projects/{project.id}/",  # the client may not be the settings' (demo)
+            task_number=project.task_number,
+            finished_task_number=project.finished_task_number,
+            model_version=project.model_version,
+        ),
+        data=data,
+        gold=adapter.load_gold(data, gold_file=gold_file, data_dir=settings.data_dir),
+        metas={task.id: _ours(task.meta) for task in listed},
+        users={str(u.id): u.email or u.username or str(u.id) for u in client.list_users()},
+        models=project_models(settings, client, project_id),
+        source="store" if from_store else "label_studio",
+    )
+
+
+def _ours(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    ours = meta.get(META_NAMESPACE)
+    return ours if isinstance(ours, Mapping) else {}
+
+
+def stored_tasks(data_dir: Path, project_id: int) -> list[Task]:
+    """The project's tasks as the sync stored them (``DATA_DIR/projects/<id>/store``)."""
+    from ls_companion.sync.locks import LOCK_TTL, local_lock
+    from ls_companion.sync.state import project_dir
+    from ls_companion.sync.store import STORE_DIR, AnnotationStore
+
+    folder = project_dir(data_dir, project_id)
+    if not (folder / STORE_DIR).is_dir():
+        raise InputError(
+            f"project {project_id} has no local store under {folder}: run `ls-companion sync --project "
+            f"{project_id}` first, or leave out --from-store"
+        )
+    with local_lock(folder, what=f"sync of project {project_id}", wait=LOCK_TTL):  # compaction deletes files
+        view = AnnotationStore(folder).load()
+    return [view[task_id].to_task() for task_id in sorted(view)]
+
+
+def project_models(settings: Settings, client: LabelStudioClient, project_id: int) -> dict[str, Any]:
+    """The models section, from ``ML_BACKEND_URL`` or the backend connected to the project."""
+    from ls_companion.selection.resolve import backend_url
+
+    password = settings.ml_backend_basic_auth_pass
+    auth = None
+    if settings.ml_backend_basic_auth_user:
+        auth = (settings.ml_backend_basic_auth_user, password.get_secret_value() if password else "")
+    return fetch_models(
+        backend_url(settings, client, project_id),
+        project_id,
+        auth=auth,
+        timeout=settings.http_timeout,
+        connect_timeout=settings.connect_timeout,
+    )
+
+
+def no_models(reason: str, url: str | None = None) -> dict[str, Any]:
+    return {"available": False, "reason": reason, "backend_url": url, "latest": None, "versions": []}
+
+
+def fetch_models(
+    url: str | None,
+    project_id: int,
+    *,
+    auth: tuple[str, str] | None = None,
+    timeout: float = 30.0,
+    connect_timeout: float = 3.0,
+) -> dict[str, Any]:
+    """The backend's versions of the project with their holdout metrics.
+
+    A missing or failing backend is a fact the report states, not an error: the rest still renders.
+    """
+    if url is None:
+        return no_models(NO_BACKEND)
+    shown = str(httpx.URL(url).copy_with(username=None, password=None))
+    try:
+        response = httpx.get(
+            f"{url.rstrip('/')}/versions",
+            params={"project": project_id},
+            auth=auth,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        )
+    except httpx.HTTPError as exc:
+        return no_models(f"the ML backend at {shown} did not answer ({type(exc).__name__})", shown)
+    if response.status_code in (401, 403):
+        reason = f"the ML backend at {shown} refused the credentials (HTTP {response.status_code}); set ML_BACKEND_BASIC_AUTH_USER/_PASS"
+        return no_models(reason, shown)
+    if response.status_code >= 400:
+        return no_models(f"the ML backend at {shown} answered HTTP {response.status_code}", shown)
+    try:
+        body = response.json()
+    except ValueError:
+        return no_models(f"the ML backend at {shown} did not answer JSON", shown)
+    return models_section(body if isinstance(body, Mapping) else {}, shown)
+
+
+def models_section(body: Mapping[str, Any], url: str | None) -> dict[str, Any]:
+    """``GET /versions?project=ID`` (newest first) as versions oldest first: a learning curve's order."""
+    latest = body.get("latest")
+    versions = []
+    for detail in reversed(list(body.get("details") or [])):
+        training = detail.get("training") or {}
+        versions.append(
+            {
+                "version": detail.get("version"),
+                "created_at": detail.get("created_at"),
+                "latest": detail.get("version") == latest,
+                "annotated_tasks": training.get("annotated_tasks"),
+                "controls": {
+                    name: {
+                        "kind": control.get("kind"),
+                        "training_size": control.get("training_size"),
+                        "holdout": control.get("holdout"),
+                    }
+                    for name, control in (detail.get("controls") or {}).items()
+                },
+                "skipped_controls": dict(detail.get("skipped_controls") or {}),
+            }
+        )
+    reason = None if versions else "the ML backend has no trained model of this project yet"
+    return {"available": True, "reason": reason, "backend_url": url, "latest": latest, "versions": versions}
+
+
+# -- building ----------------------------------------------------------------------------------------------------
+
+
+def consensus_methods(table: pd.DataFrame, gold_answers: pd.DataFrame) -> tuple[str, ...]:
+    """All four methods when gold can choose among them, else the fast two (as the sync does).
+
+    Without enough gold the engine picks Dawid-Skene whatever GLAD and MACE say, and those two cost
+    seconds to a minute each.
+    """
+    known = gold.combine_gold(gold_answers, gold.gold_from_table(table))
+    enough = (
+        not known.empty and int(known.groupby("control").size().max()) >= QualityOptions().min_gold_to_choose
+    )
+    return consensus.METHODS if enough else consensus.FAST_METHODS
+
+
+def build_report(
+    inputs: ReportInputs,
+    *,
+    methods: Sequence[str] | None = None,
+    low_agreement: float = 0.6,
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The report's numbers: the engine's ``to_dict()`` keys unchanged, plus the report's own sections."""
+    data = inputs.data
+    chosen = tuple(methods) if methods else consensus_methods(data.table, inputs.gold)
+    options = QualityOptions(low_agreement=low_agreement, methods=chosen)
+    quality = compute_project_quality(data.table, data.controls, inputs.gold, data.predictions, options)
+    engine = quality.to_dict()
+    annotators = [str(row["annotator"]) for row in engine["annotators"]]
+    gold_ids = set(gold.combine_gold(inputs.gold, gold.gold_from_table(data.table))["task_id"].tolist())
+    payload = {
+        "report_version": REPORT_VERSION,
+        "generated_at": (generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "source": inputs.source,
+        "project": dataclasses.asdict(inputs.project),
+        "options": dataclasses.asdict(options),
+        "annotator_names": {a: inputs.users.get(a, a) for a in annotators},
+        **engine,
+        "pair_agreement": pair_agreement(quality),
+        "label_distribution": label_distribution(quality),
+        "drift_series": drift_series(quality.drift_series),
+        "models": dict(inputs.models),
+        "active_learning": active_learning(inputs.metas, data.table, gold_ids),
+    }
+    result: dict[str, Any] = plain(payload)
+    return result
+
+
+def pair_agreement(quality: QualityReport) -> dict[str, list[dict[str, Any]]]:
+    """Per control, every annotator pair: shared tasks, mean similarity and (categorical) Cohen's kappa."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, cq in quality.controls.items():
+        pairs = cq.pairs
+        if pairs.empty:
+            out[name] = []
+            continue
+        a = pairs["annotator_a"].astype(str).to_numpy(object)
+        b = pairs["annotator_b"].astype(str).to_numpy(object)
+        swap = a > b  # the same orientation as agreement.cohen_kappa_pairs
+        frame = pd.DataFrame(
+            {"a": np.where(swap, b, a), "b": np.where(swap, a, b), "similarity": pairs["similarity"]}
+        )
+        stats = frame.groupby(["a", "b"], sort=True)["similarity"].agg(["size", "mean"])
+        kappas: dict[tuple[str, str], float] = {}
+        if cq.spec.categorical:
+            found = agreement.cohen_kappa_pairs(pairs)
+            kappas = {(str(r.annotator_a), str(r.annotator_b)): r.kappa for r in found.itertuples()}
+        out[name] = [
+            {
+                "annotator_a": left,
+                "annotator_b": right,
+                "n_tasks": int(row["size"]),
+                "agreement": _round(row["mean"]),
+                "cohen_kappa": _round(kappas.get((left, right))),
+            }
+            for (left, right), row in stats.iterrows()
+        ]
+    return out
+
+
+def labels_of(value: Any) -> list[str]:
+    """The labels one canonical answer holds (regions' labels, chosen labels, taxonomy paths, ratings)."""
+    if isinstance(value, Span | Box | Polygon):
+        return [value.label]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float | np.integer | np.floating):
+        return [] if math.isnan(float(value)) else [f"{float(value):g}"]
+    if isinstance(value, tuple | list):
+        found: list[str] = []
+        for item in value:
+            is_path = isinstance(item, tuple) and not isinstance(item, Span | Box | Polygon)
+            found.extend([" / ".join(map(str, item))] if is_path else labels_of(item))
+        return found
+    return [str(value)]
+
+
+def _label_rows(
+    spec_labels: Sequence[str], answers: Counter[str], agreed: Counter[str]
+) -> list[dict[str, Any]]:
+    # Config order first (stable across reports), then labels outside the config by frequency.
+    order = [lbl for lbl in spec_labels if lbl in answers or lbl in agreed]
+    order += [lbl for lbl, _ in (answers + agreed).most_common() if lbl not in order]
+    kept, rest = order[:MAX_LABELS], order[MAX_LABELS:]
+    counts = [(lbl, answers[lbl], agreed[lbl]) for lbl in kept]
+    if rest:
+        counts.append((OTHER, sum(answers[x] for x in rest), sum(agreed[x] for x in rest)))
+    n_answers, n_agreed = sum(answers.values()), sum(agreed.values())
+    return [
+        {
+            "label": label,
+            "answers": a,
+            "answer_share": _round(a / n_answers) if n_answers else None,
+            "consensus": c,
+            "consensus_share": _round(c / n_agreed) if n_agreed else None,
+        }
+        for label, a, c in counts
+    ]
+
+
+def label_distribution(quality: QualityReport) -> dict[str, dict[str, Any]]:
+    """Per control (texts excepted): how often each label was answered, and chosen by the consensus."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, cq in quality.controls.items():
+        if cq.spec.kind == TEXTAREA:
+            continue
+        answers = Counter(label for value in cq.rows["value"] for label in labels_of(value))
+        agreed = Counter(label for value in cq.tasks["consensus"] for label in labels_of(value))
+        out[name] = {"kind": cq.spec.kind, "labels": _label_rows(cq.spec.labels, answers, agreed)}
+    return out
+
+
+def drift_series(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The engine's drift windows (``QualityReport.drift_series``) as records, for the drift plot."""
+    return [
+        {
+            "metric": str(row.metric),
+            "scope": str(row.scope),
+            "annotator": _text(row.annotator),
+            "control": _text(row.control),
+            "window": int(row.window),
+            "start": _iso(row.start),
+            "end": _iso(row.end),
+            "n": int(row.n),
+            "value": _round(row.value),
+        }
+        for row in frame.itertuples(index=False)
+    ]
+
+
+def active_learning(
+    metas: Mapping[int, Mapping[str, Any]], table: pd.DataFrame, gold_ids: Iterable[Any]
+) -> dict[str, Any]:
+    """Per ``al_round`` of the tasks' meta: size, annotated and gold tasks, strategies, uncertainty, models."""
+    done = set(answered(table)["task_id"].tolist()) if not table.empty else set()
+    gold_set = set(gold_ids)
+    rounds: dict[int, list[tuple[int, Mapping[str, Any]]]] = {}
+    without = 0
+    for task_id, meta in metas.items():
+        number = _int(meta.get("al_round"))
+        if number is None:
+            without += 1
+        else:
+            rounds.setdefault(number, []).append((task_id, meta))
+    return {
+        "rounds": [_round_row(n, members, done, gold_set) for n, members in sorted(rounds.items())],
+        "tasks_without_round": without,
+    }
+
+
+def _round_row(
+    number: int, members: list[tuple[int, Mapping[str, Any]]], done: set[Any], gold_set: set[Any]
+) -> dict[str, Any]:
+    uncertainty = [float(m["uncertainty"]) for _, m in members if _is_number(m.get("uncertainty"))]
+    strategies = Counter(str(m.get("strategy") or "unknown") for _, m in members)
+    ids = [task_id for task_id, _ in members]
+    return {
+        "round": number,
+        "tasks": len(ids),
+        "annotated": sum(1 for t in ids if t in done),
+        "gold": sum(1 for t in ids if t in gold_set),
+        "strategies": dict(sorted(strategies.items())),
+        "mean_uncertainty": _round(sum(uncertainty) / len(uncertainty)) if uncertainty else None,
+        "model_versions": sorted({str(m["model_version"]) for _, m in members if m.get("model_version")}),
+    }
+
+
+# -- small conversions -------------------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON types: numpy scalars unwrapped, NaN as None, timestamps as ISO strings."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return plain(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, pd.Timestamp | datetime):
+        return _iso(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _round(value: Any) -> float | None:
+    if not _is_number(value):
+        return None
+    return round(float(value), _DECIMALS)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    return math.isfinite(float(value))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return str(pd.Timestamp(value).isoformat())
