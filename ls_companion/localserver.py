@@ -1,4 +1,4 @@
-"""Start and stop a local Label Studio from its own virtualenv (the demo and the test harness use it).
+"""Start and stop a local Label Studio and our ML backend (the demo and the test harness use them).
 
 Label Studio runs as a separate process from ``.venv-ls`` (its pins clash with ours), on 127.0.0.1,
 with SQLite in a data folder of our choosing and a known admin token.
@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,12 +20,33 @@ import httpx
 
 from ls_companion.errors import CompanionError, InputError
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Where ``make install-ls`` puts Label Studio: the repository's ``.venv-ls``.
-DEFAULT_LS_BIN = Path(__file__).resolve().parent.parent / ".venv-ls" / "bin" / "label-studio"
+DEFAULT_LS_BIN = REPO_ROOT / ".venv-ls" / "bin" / "label-studio"
 
 
 class LocalServerError(CompanionError):
     """A local server did not start."""
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM a server started in its own session (and its children), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout)
+
+
+def _log_tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def free_port() -> int:
@@ -72,21 +94,11 @@ class LabelStudioProcess:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return _log_tail(self.log_path, lines)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
 
 def wait_for_health(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -139,4 +151,106 @@ def start_label_studio(
     except LocalServerError as exc:
         server.stop()
         raise LocalServerError(f"Label Studio did not start: {exc}", detail=f"see {log_path}") from None
+    return server
+
+
+#: Environment variables the backend reads; inherited values are dropped so runs are hermetic.
+BACKEND_VARS = (
+    "MODEL_DIR",
+    "BASIC_AUTH_USER",
+    "BASIC_AUTH_PASS",
+    "WEBHOOK_SECRET",
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "REDIS_URL",
+    "QUEUE_NAME",
+    "TRAIN_EVERY_N_ANNOTATIONS",
+    "TRAIN_DEBOUNCE_SECONDS",
+    "KEEP_VERSIONS",
+    "MAX_BODY_BYTES",
+    "HOST",
+    "PORT",
+    "WORKERS",
+)
+
+
+@dataclass
+class MLBackendProcess:
+    """A running ``ml-backend serve`` (gunicorn)."""
+
+    url: str
+    model_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def log_tail(self, lines: int = 80) -> str:
+        return _log_tail(self.log_path, lines)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout)
+
+
+def backend_env(
+    model_dir: Path,
+    *,
+    label_studio_url: str,
+    api_key: str | None,
+    port: int,
+    extra: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The backend's environment: ``base`` without the backend's own variables, then ours."""
+    env = {k: v for k, v in (base if base is not None else os.environ).items() if k not in BACKEND_VARS}
+    env.update(
+        {
+            "MODEL_DIR": str(model_dir),
+            "LABEL_STUDIO_URL": label_studio_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    if api_key:
+        env["LABEL_STUDIO_API_KEY"] = api_key
+    env.update(extra or {})
+    return env
+
+
+def start_ml_backend(
+    model_dir: Path,
+    *,
+    label_studio_url: str,
+    api_key: str | None,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    base_env: Mapping[str, str] | None = None,
+    workers: int = 2,
+    threads: int = 4,
+    timeout: float = 60.0,
+) -> MLBackendProcess:
+    """Run ``ml-backend serve`` on 127.0.0.1 with MODEL_DIR=model_dir; ``env`` adds settings (BASIC_AUTH_USER, ...)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = model_dir.parent / f"ml-backend-{port}.log"
+    full_env = backend_env(
+        model_dir, label_studio_url=label_studio_url, api_key=api_key, port=port, extra=env, base=base_env
+    )
+    full_env["WORKERS"] = str(workers)
+    command = [sys.executable, "-m", "ml_backend.cli", "serve", "--threads", str(threads)]
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=REPO_ROOT,
+            start_new_session=True,  # stop() signals gunicorn's master and its workers together
+        )
+    server = MLBackendProcess(f"http://127.0.0.1:{port}", model_dir, log_path, process)
+    try:
+        wait_for_health(server.url, timeout, process)
+    except LocalServerError as exc:
+        server.stop()
+        raise LocalServerError(f"the ML backend did not start: {exc}", detail=f"see {log_path}") from None
     return server
