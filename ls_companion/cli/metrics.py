@@ -35,7 +35,8 @@ def _load(source: str, ctx: typer.Context) -> ProjectData:
     raise InputError(f"{source}: expected a project id, a .json export or a .csv of crowd labels")
 
 
-def _methods(value: str) -> tuple[str, ...]:
+def parse_methods(value: str, *, also: str = "") -> tuple[str, ...]:
+    """``--methods``: ``all`` or a comma-separated list; ``also`` names the caller's other choices."""
     from ls_companion.quality.consensus import METHODS
 
     if value == "all":
@@ -43,9 +44,8 @@ def _methods(value: str) -> tuple[str, ...]:
     chosen = tuple(m.strip() for m in value.split(",") if m.strip())
     unknown = [m for m in chosen if m not in METHODS]
     if unknown or not chosen:
-        raise InputError(
-            f"--methods: unknown {', '.join(unknown) or 'empty list'} (use all or {', '.join(METHODS)})"
-        )
+        allowed = f"{also + ', ' if also else ''}all or {', '.join(METHODS)}"
+        raise InputError(f"--methods: unknown {', '.join(unknown) or 'empty list'} (use {allowed})")
     return chosen
 
 
@@ -163,7 +163,7 @@ def metrics(
     from ls_companion.quality import adapter, escalation
     from ls_companion.quality.engine import QualityOptions, compute_project_quality
 
-    options = QualityOptions(low_agreement=low_agreement, methods=_methods(methods))
+    options = QualityOptions(low_agreement=low_agreement, methods=parse_methods(methods))
     with err_console.status("reading annotations…"):
         data = _load(source, ctx)
     data_dir = cli_context(ctx).settings.data_dir if data.project_id is not None else None

@@ -9,24 +9,7 @@ import typer
 from rich.console import Console
 
 from ls_companion.cli.app import app, cli_context, emit, err_console
-from ls_companion.errors import InputError
-
-
-def _methods(value: str) -> tuple[str, ...] | None:
-    """``auto`` (None: the report decides from the gold), ``all``, or a comma-separated list."""
-    from ls_companion.quality.consensus import METHODS
-
-    if value == "auto":
-        return None
-    if value == "all":
-        return METHODS
-    chosen = tuple(m.strip() for m in value.split(",") if m.strip())
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown or not chosen:
-        raise InputError(
-            f"--methods: unknown {', '.join(unknown) or 'empty list'} (use auto, all or {', '.join(METHODS)})"
-        )
-    return chosen
+from ls_companion.cli.metrics import parse_methods
 
 
 def _fmt(value: Any) -> str:
@@ -73,7 +56,7 @@ def report(
     from ls_companion.report.gather import build_report, collect
 
     cli = cli_context(ctx)
-    chosen = _methods(methods)
+    chosen = None if methods == "auto" else parse_methods(methods, also="auto")  # None: from the gold
     with err_console.status(f"reading project {project}…"):
         inputs = collect(cli.client, cli.settings, project, gold_file=gold, from_store=from_store)
     with err_console.status("computing agreement, consensus and drift…"):
