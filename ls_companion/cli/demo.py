@@ -51,24 +51,19 @@ def _report_writer(client: LabelStudioClient, settings: Settings, out: Path) -> 
 
 
 def _print_summary(result: DemoResult, ls: LabelStudioProcess, backend: MLBackendProcess, token: str) -> None:
-    console.print()
-    console.print(
-        f"Label Studio:  {ls.url}   user [bold]{ls.username}[/bold]  password [bold]{ls.password}[/bold]"
-    )
-    console.print(
-        f"Project:       {result.project_url}  (Data Manager: columns lsc_agreement, lsc_consensus)"
-    )
-    console.print(
-        f"Label stream:  {ls.url}/projects/{result.project_id}/data?labeling=1  (least certain first)"
-    )
-    console.print(f"ML backend:    {backend.url}  (models in {backend.model_dir})")
-    console.print(f"API token:     {token}")
-    if result.report_html is not None:
-        console.print(f"Report:        {result.report_html}")
     versions = ", ".join(result.model_versions) or "none"
-    console.print(
-        f"Simulated:     {result.annotations} annotations by 4 simulated annotators; models {versions}"
-    )
+    lines = [
+        "",
+        f"Label Studio:  {ls.url}   user [bold]{ls.username}[/bold]  password [bold]{ls.password}[/bold]",
+        f"Project:       {result.project_url}  (Data Manager: columns lsc_agreement, lsc_consensus, ...)",
+        f"Label stream:  {ls.url}/projects/{result.project_id}/data?labeling=1  (least certain first)",
+        f"ML backend:    {backend.url}  (models in {backend.model_dir})",
+        f"API token:     {token}",
+        f"Report:        {result.report_html}" if result.report_html is not None else "",
+        f"Simulated:     {result.annotations} annotations by 4 simulated annotators; models {versions}",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True)  # URLs stay whole, to be copied
 
 
 @app.command("demo")
@@ -129,7 +124,9 @@ def demo_command(
             client,
             settings,
             DemoPlan(spec=spec),
-            say=lambda message: err_console.print(f"[dim]demo:[/dim] {message}", highlight=False),
+            say=lambda message: err_console.print(
+                f"[dim]demo:[/dim] {message}", highlight=False, soft_wrap=True
+            ),
             write_report=_report_writer(client, settings, folder / "report"),
         )
         emit(result.to_json(), as_json, lambda _: _print_summary(result, ls, backend, token))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +16,11 @@ from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
 from ls_companion.demo.annotators import EMAIL_DOMAIN
 from ls_companion.demo.loop import DemoPlan, DemoResult, Round, run_demo_loop
-from ls_companion.localserver import LabelStudioProcess, MLBackendProcess
+from ls_companion.localserver import LabelStudioProcess, MLBackendProcess, free_port
 from ls_companion.report import write_report
 from ls_companion.selection import GoldStore, gold_store_path
 from ls_companion.settings import Settings
+from tests.conftest import REPO_ROOT
 from tests.harness.ml_backend import start_ml_backend
 
 pytestmark = pytest.mark.integration
@@ -161,3 +166,30 @@ def test_a_rerun_adds_nothing_and_finds_the_same_project(
     assert again.annotations == 0 and again.model_versions == []
     assert [r["imported"] for r in again.rounds] == [0, 0, 0]
     assert len(list(client.list_tasks(result.project_id, data=False))) == 80
+
+
+def test_the_demo_command_runs_the_loop_and_stops_its_servers(tmp_path: Path) -> None:
+    """What `make demo DEMO_ARGS=--no-keep` runs, on free ports and a temporary DATA_DIR."""
+    ls_port, backend_port = free_port(), free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "ML_BACKEND_", "REDIS_"))
+    }
+    env["DATA_DIR"] = str(tmp_path)
+    args = ["demo", "--no-keep", "--json", "--port", str(ls_port), "--backend-port", str(backend_port)]
+    done = subprocess.run(
+        [sys.executable, "-m", "ls_companion", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert [r["imported"] for r in result["rounds"]] == [r.batch for r in DemoPlan().rounds]
+    assert result["annotations_simulated"] == 3 * sum(r.annotate for r in DemoPlan().rounds)
+    assert len(result["model_versions"]) == 2 and result["sync"]["patches"] == 100
+    assert Path(result["report"]).is_file() and "simulated" in done.stderr
+    for port in (ls_port, backend_port):  # --no-keep: both servers are gone
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
