@@ -13,7 +13,14 @@ from ml_backend.dataset import examples, majority_consensus, task_target
 from ml_backend.errors import InvalidLabelConfig
 from ml_backend.labelconfig import ControlSpec, parse_label_config
 from ml_backend.models.bundle import ClassOutput, SpanOutput
-from ml_backend.models.span_tagger import SpanTagger, TaggedText, spans_to_tags, tags_to_spans
+from ml_backend.models.span_tagger import (
+    SpanTagger,
+    TaggedText,
+    _WordCounts,
+    sentence_features,
+    spans_to_tags,
+    tags_to_spans,
+)
 from ml_backend.models.text_classifier import TextClassifier
 from ml_backend.models.tokens import tokenize
 from ml_backend.results import control_results
@@ -128,6 +135,47 @@ def test_span_tagger_learns_and_predicts_valid_regions() -> None:
     assert [r["value"]["text"] for r in items[0]] == ["Carol", "Oslo"] and all(
         0 < r["score"] <= 1 for r in items[0]
     )
+
+
+def test_span_features_carry_training_word_statistics() -> None:
+    tokens = tokenize("@ada met Bob in Rome")
+    plain = sentence_features(tokens)
+    assert plain[0]["mention"] is True and plain[0]["core"] == "ada" and plain[2]["case"] == "title"
+    assert "hashtag" not in plain[0] and "freq" not in plain[2]  # False flags are left out
+    assert plain[2]["-1|0"] == "met|bob" and plain[2]["case|+1case"] == "title|lower"
+    lexicon = {"bob": (4, 1, 3, ("Person",)), "in": (20, 20, 0, ())}
+    [_, _, bob, within, rome] = sentence_features(tokens, lexicon)
+    assert (bob["freq"], bob["lowr"], bob["entr"], bob["gaz:Person"]) == ("4-9", "1", "3", True)
+    assert bob["case|lowr"] == "title|1" and within["case|freq"] == "lower|10+"
+    assert rome["freq"] == "0" and "lowr" not in rome
+
+
+def test_span_tagger_word_statistics_hold_out_each_fold() -> None:
+    texts = [f"{name} is here" for name in ("Ann", "Ann", "Ben", "Cy", "Dee", "Eve")]
+    spans = [[(0, len(t.split()[0]), "Person")] for t in texts]
+    model = SpanTagger(max_iterations=20).fit(texts, spans)
+    assert model.lexicon_["ann"] == (2, 0, 2, ("Person",)) and model.lexicon_["is"] == (6, 6, 0, ())
+    # training features of fold 0 (sentences 0 and 5) come from the other folds only
+    sentences = [
+        (tokens, spans_to_tags(tokens, s)) for tokens, s in zip(map(tokenize, texts), spans, strict=True)
+    ]
+    held_out = _WordCounts.of(sentences).minus(_WordCounts.of(sentences[0::5])).lexicon()
+    assert held_out["ann"] == (1, 0, 1, ("Person",)) and "eve" not in held_out and held_out["is"][0] == 4
+
+
+def test_posterior_decoding_gives_each_entity_one_label() -> None:
+    model = SpanTagger(outside_threshold=0.9)
+    model.tags_ = ("O", "B-Person", "I-Person", "B-Location", "I-Location")
+    marginals = np.array(
+        [
+            [0.95, 0.02, 0.01, 0.01, 0.01],  # outside
+            [0.20, 0.50, 0.00, 0.30, 0.00],  # entity, B-Person best
+            [0.20, 0.00, 0.35, 0.00, 0.45],  # continues (best is an I-): one entity, Person overall
+            [0.50, 0.00, 0.00, 0.45, 0.05],  # B- starts a new entity
+            [0.99, 0.00, 0.00, 0.00, 0.01],
+        ]
+    )
+    assert model._posterior_tags(marginals) == ["O", "B-Person", "I-Person", "B-Location", "O"]
 
 
 def test_uncertainty_known_answers() -> None:
