@@ -1,2 +1,7 @@
 """Benchmarks: each ``bench/bench_*.py`` module prints its figures (ratios against a baseline measured in
 the same run). Run one with ``.venv/bin/python -m bench.bench_<name>`` or all with ``make bench``."""
+
+from pathlib import Path
+
+#: The shared test and benchmark data, beside the checkout (see ../shared/datasets/README.md).
+SHARED_DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from bench import SHARED_DATASETS as SHARED
 from ls_companion.selection.simulate import Dataset, SimulationConfig, load_dataset, simulate
 from ls_companion.selection.strategies import STRATEGY_NAMES
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 
 
 def wnut_entity_dataset() -> Dataset:

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+from bench import SHARED_DATASETS as SHARED
+
 SMS = SHARED / "sms_spam" / "sms_spam.csv"
 BATCH = 1000
 TOP_M = 20_000

@@ -17,7 +17,6 @@ import csv
 import re
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,11 +25,11 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
+from bench import SHARED_DATASETS as DATASETS
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
 from ml_backend.models.text_classifier import TextClassifier
 
-DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 Doc = tuple[str, list[tuple[int, int, str]]]
 
 

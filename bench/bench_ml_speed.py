@@ -29,6 +29,7 @@ from flask import Flask, Response, request
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from bench import SHARED_DATASETS as DATASETS
 from ls_companion.localserver import free_port, wait_for_health
 from ml_backend.labelconfig import parse_label_config
 from ml_backend.models.bundle import ModelBundle, TrainedControl
@@ -37,7 +38,6 @@ from ml_backend.predictor import predict_tasks
 from ml_backend.store import ModelStore
 from tests.harness.ml_backend import start_ml_backend
 
-DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 CONFIG = """<View><Text name="text" value="$text"/>
   <Choices name="label" toName="text" choice="single"><Choice value="ham"/><Choice value="spam"/></Choices>
 </View>"""

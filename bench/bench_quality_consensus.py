@@ -10,13 +10,12 @@ Run: ``.venv/bin/python -m bench.bench_quality_consensus``.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+from bench import SHARED_DATASETS as DATASETS
 from ls_companion.quality.engine import QualityOptions, compute_project_quality
 from ls_companion.quality.gold import read_gold_file, resolve_gold
 from ls_companion.quality.records import CHOICES, ControlSpec, read_crowd_csv
 
-DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 PUBLISHED = {"d_product": {"majority_vote": 0.897, "dawid_skene": 0.940, "glad": 0.928, "mace": 0.929}}
 TOLERANCE = 0.005
 
