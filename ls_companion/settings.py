@@ -63,6 +63,14 @@ class Settings(BaseSettings):
             )
         return self.label_studio_api_key.get_secret_value()
 
+    @property
+    def ml_backend_auth(self) -> tuple[str, str] | None:
+        """Basic-auth credentials for calls to the ML backend, or None without a user."""
+        if not self.ml_backend_basic_auth_user:
+            return None
+        secret = self.ml_backend_basic_auth_pass
+        return self.ml_backend_basic_auth_user, secret.get_secret_value() if secret else ""
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment (call once, at the entry point)."""

@@ -191,7 +191,7 @@ def run_demo_loop(
     result = DemoResult(project_id, boot.project_url)
     users = ensure_users(client, plan.personas)
     say(f"simulated annotators: {', '.join(f'{p.name} ({p.accuracy:.0%})' for p in plan.personas)}")
-    watch = BackendWatch(settings.ml_backend_url or "", project_id, _backend_auth(settings))
+    watch = BackendWatch(settings.ml_backend_url or "", project_id, settings.ml_backend_auth)
     rng = np.random.default_rng(plan.seed)
     for number, spec in enumerate(plan.rounds, start=1):
         summary, tasks = _import_round(client, settings, plan, files, project_id, number, spec)
@@ -284,10 +284,3 @@ def _round_summary(report: SelectReport) -> dict[str, Any]:
     keys = ("al_round", "strategy", "model_version", "imported", "gold_imported", "control_imported")
     payload = report.to_json()
     return {k: payload[k] for k in keys}
-
-
-def _backend_auth(settings: Settings) -> tuple[str, str] | None:
-    if not settings.ml_backend_basic_auth_user:
-        return None
-    secret = settings.ml_backend_basic_auth_pass
-    return settings.ml_backend_basic_auth_user, secret.get_secret_value() if secret else ""

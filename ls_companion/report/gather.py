@@ -128,14 +128,10 @@ def project_models(settings: Settings, client: LabelStudioClient, project_id: in
     """The models section, from ``ML_BACKEND_URL`` or the backend connected to the project."""
     from ls_companion.selection.resolve import backend_url
 
-    password = settings.ml_backend_basic_auth_pass
-    auth = None
-    if settings.ml_backend_basic_auth_user:
-        auth = (settings.ml_backend_basic_auth_user, password.get_secret_value() if password else "")
     return fetch_models(
         backend_url(settings, client, project_id),
         project_id,
-        auth=auth,
+        auth=settings.ml_backend_auth,
         timeout=settings.http_timeout,
         connect_timeout=settings.connect_timeout,
     )

@@ -34,14 +34,10 @@ def http_scorer(
         if mode == "backend":
             raise ConfigError("no ML backend: set ML_BACKEND_URL or connect a backend to the project")
         return None
-    password = settings.ml_backend_basic_auth_pass
-    auth = None
-    if settings.ml_backend_basic_auth_user:
-        auth = (settings.ml_backend_basic_auth_user, password.get_secret_value() if password else "")
     return HttpScorer(
         url,
         project_id,
-        auth=auth,
+        auth=settings.ml_backend_auth,
         control=control,
         timeout=max(settings.http_timeout, 100.0),
         connect_timeout=settings.connect_timeout,

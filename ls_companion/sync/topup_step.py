@@ -39,10 +39,7 @@ def _scorer(settings: Settings, project_id: int) -> Any:
         return None
     from ls_companion.selection import HttpScorer
 
-    auth = None
-    if settings.ml_backend_basic_auth_user and settings.ml_backend_basic_auth_pass is not None:
-        auth = (settings.ml_backend_basic_auth_user, settings.ml_backend_basic_auth_pass.get_secret_value())
-    return HttpScorer(settings.ml_backend_url, project_id, auth=auth)
+    return HttpScorer(settings.ml_backend_url, project_id, auth=settings.ml_backend_auth)
 
 
 INTENT_FILE = "topup.json"
