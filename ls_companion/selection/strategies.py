@@ -157,6 +157,31 @@ class UncertaintySampling:
         return _take(pool, top_uncertain(pool, eligible(pool, exclude), self.measure, rng, n), self.name)
 
 
+def _pick_representatives(
+    pool: ScoredPool,
+    index: IndexArray,
+    n: int,
+    rng: np.random.Generator,
+    name: str,
+    n_groups: int,
+    weights: FloatArray | None = None,
+) -> Selection:
+    """The n items of ``index`` nearest the centroids of a (``weights``-weighted) k-means, topped up at
+    random; with weights, the most uncertain first. Diversity and hybrid differ only in their input."""
+    seed = int(rng.integers(2**31 - 1))
+    features = _dense(pool, index, seed, name)
+    local: IndexArray
+    if n >= len(index):
+        local = np.arange(len(index), dtype=np.intp)
+    else:
+        nearest, _ = _representatives(features, n, seed, weights)
+        local = _fill(nearest, len(index), n, rng)
+        if weights is not None:
+            local = local[np.argsort(-weights[local], kind="stable")]
+    rows = index[local]
+    return _take(pool, rows, name, _clusters(pool, rows, features[local], n_groups, seed))
+
+
 class DiversitySampling:
     """k-means with ``n`` clusters over the features; the item nearest each centroid (no model needed)."""
 
@@ -173,16 +198,7 @@ class DiversitySampling:
         index = eligible(pool, exclude)
         if n <= 0 or len(index) == 0:
             return Selection((), self.name)
-        seed = int(rng.integers(2**31 - 1))
-        features = _dense(pool, index, seed, self.name)
-        local: IndexArray
-        if n >= len(index):
-            local = np.arange(len(index), dtype=np.intp)
-        else:
-            nearest, _ = _representatives(features, n, seed)
-            local = _fill(nearest, len(index), n, rng)
-        rows = index[local]
-        return _take(pool, rows, self.name, _clusters(pool, rows, features[local], self.n_groups, seed))
+        return _pick_representatives(pool, index, n, rng, self.name, self.n_groups)
 
 
 class HybridSampling:
@@ -213,18 +229,8 @@ class HybridSampling:
             return Selection((), self.name)
         limit = max(n, self.top_m if self.top_m is not None else self.top_factor * n)
         candidates = top_uncertain(pool, index, self.measure, rng, limit)
-        seed = int(rng.integers(2**31 - 1))
-        features = _dense(pool, candidates, seed, self.name)
-        local: IndexArray
-        if n >= len(candidates):
-            local = np.arange(len(candidates), dtype=np.intp)
-        else:
-            weights = pool.measure(self.measure)[candidates] + 1e-6
-            nearest, _ = _representatives(features, n, seed, weights)
-            local = _fill(nearest, len(candidates), n, rng)
-            local = local[np.argsort(-weights[local], kind="stable")]  # most uncertain first
-        rows = candidates[local]
-        return _take(pool, rows, self.name, _clusters(pool, rows, features[local], self.n_groups, seed))
+        weights = pool.measure(self.measure)[candidates] + 1e-6
+        return _pick_representatives(pool, candidates, n, rng, self.name, self.n_groups, weights)
 
 
 class BalancedSampling:
