@@ -1,15 +1,20 @@
-"""``ml-backend``: serve the backend with gunicorn, run the rq training worker, train or list versions."""
+"""``ml-backend``: serve the backend with gunicorn, run the rq training worker, train, list versions, or
+build the word clusters of the NER tagger."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from ml_backend.errors import BackendError, ConfigurationError
 from ml_backend.logsetup import configure_logging
+from ml_backend.models.word_clusters import DEFAULT_LIMIT, DEFAULT_SIZES, build_clusters, read_vectors
 from ml_backend.settings import BackendSettings, load_backend_settings
 from ml_backend.wiring import build_app
 
@@ -112,6 +117,35 @@ def versions(project: int = typer.Argument(..., help="Label Studio project id.")
     settings = _settings()
     store = ModelStore(settings.model_dir, keep_versions=settings.keep_versions)
     sys.stdout.write(json.dumps(store.versions(project), indent=2) + "\n")
+
+
+@app.command("word-clusters")
+def word_clusters(
+    vectors: Path = typer.Argument(..., help="GloVe, word2vec or fastText text file (.txt, .vec, .gz)."),
+    out: Path = typer.Argument(..., help="Cluster file to write (.npz); point WORD_CLUSTERS at it."),
+    limit: int = typer.Option(DEFAULT_LIMIT, min=1000, help="Most frequent words kept (the file's first)."),
+    sizes: str = typer.Option(",".join(map(str, DEFAULT_SIZES)), help="Cluster counts, comma-separated."),
+    seed: int = typer.Option(0, help="Seed of k-means."),
+) -> None:
+    """Cluster pretrained word vectors once, for the NER tagger's features (WORD_CLUSTERS)."""
+    try:
+        counts = tuple(int(part) for part in sizes.split(","))
+    except ValueError:
+        raise ConfigurationError(f"--sizes: {sizes!r} is not a comma-separated list of numbers") from None
+    if not counts or min(counts) < 2:
+        raise ConfigurationError("--sizes: every cluster count must be at least 2")
+    started = time.perf_counter()
+    words, matrix = read_vectors(vectors, limit)
+    try:
+        clusters = build_clusters(words, matrix, counts, seed)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    clusters.save(partial)
+    os.replace(partial, out)  # a reader never sees half a file
+    seconds = time.perf_counter() - started
+    sys.stdout.write(f"{out}: {len(clusters):,} words, clusters {sizes}, {seconds:.0f} s\n")
 
 
 def main() -> int:

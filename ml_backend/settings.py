@@ -62,11 +62,25 @@ class BackendSettings(BaseSettings):
         ge=0,
         description="After training, push predictions of the new version for up to this many unlabeled tasks.",
     )
+    word_clusters: Path | None = Field(
+        None,
+        description="Word-cluster file (`ml-backend word-clusters`) whose clusters the NER tagger uses as features.",
+    )
     http_timeout: float = Field(60.0, gt=0, description="Read timeout of Label Studio calls, seconds.")
     host: str = Field("0.0.0.0", description="Address `ml-backend serve` binds to.")
     port: int = Field(9090, ge=1, le=65535, description="Port `ml-backend serve` listens on.")
     workers: int = Field(2, ge=1, description="Gunicorn worker processes.")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("word_clusters", mode="before")
+    @classmethod
+    def _existing_file(cls, value: object) -> Path | None:
+        if value is None or value == "":
+            return None
+        path = Path(str(value))
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
 
     @field_validator("label_studio_url")
     @classmethod

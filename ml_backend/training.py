@@ -35,6 +35,7 @@ from ml_backend.labelconfig import ControlSpec, ParsedConfig, parse_label_config
 from ml_backend.models.bundle import ModelBundle, TrainedControl, new_model
 from ml_backend.models.span_tagger import SpanTagger
 from ml_backend.models.text_classifier import TextClassifier
+from ml_backend.models.word_clusters import WordClusters
 from ml_backend.predictor import predict_tasks
 from ml_backend.results import MULTI_LABEL_THRESHOLD
 from ml_backend.scheduler import Credentials
@@ -59,24 +60,36 @@ class FittedControl:
 
 
 def fit_control(
-    spec: ControlSpec, items: Sequence[Example], *, min_examples: int = 4, holdout_fraction: float = 0.2
+    spec: ControlSpec,
+    items: Sequence[Example],
+    *,
+    min_examples: int = 4,
+    holdout_fraction: float = 0.2,
+    word_clusters: WordClusters | None = None,
 ) -> FittedControl:
-    """Fit one control on its examples; measure it on a holdout first when there are enough examples."""
+    """Fit one control on its examples; measure it on a holdout first when there are enough examples.
+
+    ``word_clusters`` feed the span tagger (text classifiers do not use them)."""
     if len(items) < min_examples:
         raise TrainingError(f"{spec.name}: {len(items)} labeled examples, {min_examples} needed")
     _check_targets(spec, items)
     holdout = None
     train_part, test_part = _split(spec, items, holdout_fraction)
     if test_part:
-        probe = _fit(spec, train_part)
+        probe = _fit(spec, train_part, word_clusters)
         holdout = {"size": len(test_part), **_evaluate(spec, probe, test_part)}
-    model = _fit(spec, items)
-    report = {
+    model = _fit(spec, items, word_clusters)
+    report: dict[str, Any] = {
         "kind": spec.kind,
         "classes": list(model.classes_),
         "training_size": len(items),
         "holdout": holdout,
     }
+    if isinstance(model, SpanTagger) and model.word_clusters is not None:
+        report["word_clusters"] = {
+            "words": len(model.word_clusters),
+            "sizes": list(model.word_clusters.sizes),
+        }
     return FittedControl(TrainedControl(spec, model), report)
 
 
@@ -109,8 +122,10 @@ def _split(
     return list(train_part), list(test_part)
 
 
-def _fit(spec: ControlSpec, items: Sequence[Example]) -> TextClassifier | SpanTagger:
-    model = new_model(spec)
+def _fit(
+    spec: ControlSpec, items: Sequence[Example], word_clusters: WordClusters | None
+) -> TextClassifier | SpanTagger:
+    model = new_model(spec, word_clusters=word_clusters)
     texts = [e.text for e in items]
     targets: list[Any] = [e.target for e in items]
     try:
@@ -166,6 +181,13 @@ class Trainer:
         self.settings = settings
         self.store = store
         self.consensus = consensus
+        self._word_clusters: WordClusters | None = None
+
+    def word_clusters(self) -> WordClusters | None:
+        """The ``WORD_CLUSTERS`` file, read on first use (only span controls need it)."""
+        if self._word_clusters is None and self.settings.word_clusters is not None:
+            self._word_clusters = WordClusters.load(self.settings.word_clusters)
+        return self._word_clusters
 
     def train(
         self, project_id: int, credentials: Credentials | None = None, *, covered_after: float | None = None
@@ -245,6 +267,7 @@ class Trainer:
                     items,
                     min_examples=self.settings.min_training_examples,
                     holdout_fraction=self.settings.holdout_fraction,
+                    word_clusters=self.word_clusters() if spec.kind == "spans" else None,
                 )
             except TrainingError as exc:
                 skipped[spec.name] = exc.detail

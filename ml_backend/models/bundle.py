@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from ml_backend.labelconfig import ControlSpec
 from ml_backend.models.span_tagger import SpanTagger, TaggedText
 from ml_backend.models.text_classifier import TextClassifier
+from ml_backend.models.word_clusters import WordClusters
 
 Model = TextClassifier | SpanTagger
 
@@ -71,8 +72,8 @@ class ModelBundle:
         return next(iter(self.controls.values()))
 
 
-def new_model(spec: ControlSpec) -> Model:
-    """The untrained model for a control kind."""
+def new_model(spec: ControlSpec, *, word_clusters: WordClusters | None = None) -> Model:
+    """The untrained model for a control kind (``word_clusters`` feed the span tagger)."""
     if spec.kind == "spans":
-        return SpanTagger()
+        return SpanTagger(word_clusters=word_clusters)
     return TextClassifier(spec.kind)

@@ -10,12 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 import pytest
 from label_studio_sdk.label_interface.interface import LabelInterface
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.records import Project, Task
+from ml_backend.models.word_clusters import build_clusters
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
 from tests.harness.ml_backend import MLBackendProcess, start_ml_backend
 from tests.integration.helpers import CHOICES_CONFIG, choice, new_project
@@ -37,12 +39,21 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90.0, ev
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def ner_vocabulary() -> list[str]:
+    return sorted({word.lower() for text, _ in wnut_documents(30) for word in text.split()})
+
+
 @pytest.fixture(scope="module")
 def backend(
     label_studio: LabelStudioProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MLBackendProcess]:
+    folder = tmp_path_factory.mktemp("ml-backend")
+    # Word clusters of random vectors: the NER test checks they reach the trained model, not their value.
+    words = ner_vocabulary()
+    vectors = np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32)
+    build_clusters(words, vectors, (2, 3, 5)).save(folder / "word-clusters.npz")
     server = start_ml_backend(
-        tmp_path_factory.mktemp("ml-backend") / "models",
+        folder / "models",
         label_studio_url=label_studio.url,
         api_key=label_studio.token,
         env={
@@ -52,6 +63,7 @@ def backend(
             "TRAIN_EVERY_N_ANNOTATIONS": "5",
             "TRAIN_DEBOUNCE_SECONDS": "2",
             "KEEP_VERSIONS": "3",
+            "WORD_CLUSTERS": str(folder / "word-clusters.npz"),
         },
     )
     yield server
@@ -243,6 +255,7 @@ def test_ner_round_trip(ls_client: LabelStudioClient, backend: MLBackendProcess)
     [info] = backend_versions(backend, project.id)["details"]
     assert info["controls"]["labels"]["kind"] == "spans"
     assert info["controls"]["labels"]["training_size"] == 30
+    assert info["controls"]["labels"]["word_clusters"] == {"words": len(ner_vocabulary()), "sizes": [2, 3, 5]}
 
     ls_client.retrieve_predictions(project.id, copies)
     interface = LabelInterface(config)
