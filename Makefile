@@ -6,7 +6,7 @@ LS_VERSION := 1.23.2
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test lint typecheck unit install install-ls bench clean
+.PHONY: demo test lint typecheck unit install install-ls bench word-clusters clean
 
 demo: install install-ls
 	$(VENV)/bin/ls-companion demo $(DEMO_ARGS)
@@ -41,8 +41,14 @@ $(VENV_LS)/.installed:
 	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) 'label-studio==$(LS_VERSION)'
 	touch $@
 
-bench: install install-ls
+bench: install install-ls word-clusters
 	$(PY) -m bench $(BENCH_ARGS)
+
+# GloVe 6B 100-d clusters for the NER tagger (WORD_CLUSTERS); a 118 MB download, made once.
+word-clusters: data/word-clusters.npz
+data/word-clusters.npz: | $(VENV)/.installed
+	$(PY) -m bench.glove data/glove-100d.txt
+	$(VENV)/bin/ml-backend word-clusters data/glove-100d.txt $@
 
 clean:
 	rm -rf $(VENV) $(VENV_LS) .mypy_cache .ruff_cache .pytest_cache

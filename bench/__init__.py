@@ -5,3 +5,6 @@ from pathlib import Path
 
 #: The shared test and benchmark data, beside the checkout (see ../shared/datasets/README.md).
 SHARED_DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+
+#: GloVe word clusters for the NER benchmark, made by ``make word-clusters`` (not in git).
+WORD_CLUSTERS = Path(__file__).resolve().parent.parent / "data" / "word-clusters.npz"

@@ -4,7 +4,9 @@
   a plain TF-IDF + LinearSVC measured in the same run (the datasets README's reference setup).
 - WNUT-17: the backend's span tagger trained on train, entity-level exact-match F1 on test (and dev),
   against the same CRF with Viterbi decoding and a lexicon baseline (entity strings seen in training,
-  matched exactly; WNUT-17's test entities share no surface form with train, so it scores 0 there).
+  matched exactly; WNUT-17's test entities share no surface form with train, so it scores 0 there);
+  once without and, when ``data/word-clusters.npz`` exists (``make word-clusters``), once with the
+  clusters of GloVe 6B 100-d vectors as features.
   Texts are the CoNLL tokens joined by spaces and entities are character spans, as Label Studio has them.
 
 Run: ``.venv/bin/python -m bench.bench_ml_quality [--with-dev]`` (``--with-dev`` also trains on
@@ -26,9 +28,11 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from bench import SHARED_DATASETS as DATASETS
+from bench import WORD_CLUSTERS
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
 from ml_backend.models.text_classifier import TextClassifier
+from ml_backend.models.word_clusters import WordClusters
 
 Doc = tuple[str, list[tuple[int, int, str]]]
 
@@ -119,38 +123,51 @@ def lexicon_baseline(train: list[Doc], test: list[Doc]) -> dict[str, float]:
     return span_metrics([spans for _, spans in test], found)
 
 
+def _spans(model: SpanTagger, split: list[Doc]) -> list[list[tuple[int, int, str]]]:
+    return [[(s.start, s.end, s.label) for s in t.spans] for t in model.predict([t for t, _ in split])]
+
+
+def _evaluate_tagger(model: SpanTagger, split_name: str, split: list[Doc]) -> None:
+    gold = [s for _, s in split]
+    started = time.perf_counter()
+    ours = span_metrics(gold, _spans(model, split))
+    seconds = time.perf_counter() - started
+    threshold, model.outside_threshold = model.outside_threshold, None
+    plain = span_metrics(gold, _spans(model, split))
+    model.outside_threshold = threshold
+    print(
+        f"    {split_name:4s} posterior decoding: F1 {100 * ours['f1']:5.2f}  "
+        f"P {100 * ours['precision']:5.2f}  R {100 * ours['recall']:5.2f}  "
+        f"({len(split) / seconds:,.0f} sentences/s)"
+    )
+    print(
+        f"    {split_name:4s} Viterbi decoding:   F1 {100 * plain['f1']:5.2f}  "
+        f"(posterior/Viterbi {ours['f1'] / max(plain['f1'], 1e-9):.2f}x)"
+    )
+
+
 def wnut(with_dev: bool) -> None:
     train, dev, test = load_conll("train"), load_conll("dev"), load_conll("test")
     print(
         f"\nWNUT-17 (train {len(train)}, dev {len(dev)}, test {len(test)} sentences), entity-level exact match"
     )
+    variants: list[tuple[str, WordClusters | None]] = [("backend CRF", None)]
+    if WORD_CLUSTERS.is_file():
+        clusters = WordClusters.load(WORD_CLUSTERS)
+        variants.append((f"backend CRF + GloVe clusters ({len(clusters):,} words)", clusters))
+    else:
+        print(f"  no {WORD_CLUSTERS}: `make word-clusters` adds the run with GloVe clusters")
     runs = [("train", train)] + ([("train+dev", train + dev)] if with_dev else [])
     for name, data in runs:
-        started = time.perf_counter()
-        model = SpanTagger().fit([t for t, _ in data], [s for _, s in data])
-        fit_seconds = time.perf_counter() - started
-        print(f"  trained on {name} in {fit_seconds:.0f} s")
-        for split_name, split in ([("dev", dev)] if name == "train" else []) + [("test", test)]:
+        for variant, word_clusters in variants:
             started = time.perf_counter()
-            tagged = model.predict([t for t, _ in split])
-            seconds = time.perf_counter() - started
-            found = [[(s.start, s.end, s.label) for s in t.spans] for t in tagged]
-            ours = span_metrics([s for _, s in split], found)
-            model.outside_threshold = None
-            viterbi = [
-                [(s.start, s.end, s.label) for s in t.spans] for t in model.predict([t for t, _ in split])
-            ]
-            model.outside_threshold = SpanTagger().outside_threshold
-            plain = span_metrics([s for _, s in split], viterbi)
+            model = SpanTagger(word_clusters=word_clusters).fit([t for t, _ in data], [s for _, s in data])
+            print(f"  {variant}, trained on {name} in {time.perf_counter() - started:.0f} s")
+            for split_name, split in ([("dev", dev)] if name == "train" else []) + [("test", test)]:
+                _evaluate_tagger(model, split_name, split)
+        for split_name, split in ([("dev", dev)] if name == "train" else []) + [("test", test)]:
             lexicon = lexicon_baseline(data, split)
-            print(
-                f"    {split_name:4s} backend CRF (posterior decoding): F1 {100 * ours['f1']:5.2f}  "
-                f"P {100 * ours['precision']:5.2f}  R {100 * ours['recall']:5.2f}  "
-                f"({len(split) / seconds:,.0f} sentences/s)"
-            )
-            print(f"    {split_name:4s} same CRF, Viterbi decoding:      F1 {100 * plain['f1']:5.2f}")
-            print(f"    {split_name:4s} backend/Viterbi F1 ratio: {ours['f1'] / max(plain['f1'], 1e-9):.2f}x")
-            print(f"    {split_name:4s} baseline lexicon of {name} entities: F1 {100 * lexicon['f1']:5.2f}")
+            print(f"  {split_name:4s} baseline lexicon of {name} entities: F1 {100 * lexicon['f1']:5.2f}")
     print("  reference (shared task 2017, test F1): UH-RiTUAL 41.86 ... Drexel-CCI 26.30; target >= 30")
 
 
