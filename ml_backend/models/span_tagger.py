@@ -197,9 +197,9 @@ def _lexicon_features(word: str, lexicon: Lexicon) -> Features:
 _CONTEXT_KEYS = ("w", "shape", "case", "title", "upper", "tag", "s3", "p3")
 
 
-def _cluster_features(word: str, clusters: WordClusters) -> Features:
-    lower = word.lower()
-    ids = clusters.of(lower[1:] if word[:1] in "@#" and len(word) > 1 else lower)
+def _cluster_features(core: str, clusters: WordClusters) -> Features:
+    """Clusters of a token's ``core`` feature (lower case, without the '@' or '#' of a tag)."""
+    ids = clusters.of(core)
     return {f"k{size}": ids[k] if ids else "none" for k, size in enumerate(clusters.sizes)}
 
 
@@ -216,8 +216,8 @@ def sentence_features(
     own = [_token_features(tok.text) for tok in tokens]
     context_keys: tuple[str, ...] = _CONTEXT_KEYS
     if clusters is not None:
-        for mine, tok in zip(own, tokens, strict=True):
-            mine.update(_cluster_features(tok.text, clusters))
+        for mine in own:
+            mine.update(_cluster_features(mine["core"], clusters))
         # neighbours add their middle granularity only: all of them fit WNUT-17 dev worse (45.2 vs 45.5 F1)
         context_keys += (f"k{clusters.sizes[len(clusters.sizes) // 2]}",)
     lexical = [_lexicon_features(tok.text, lexicon) for tok in tokens] if lexicon is not None else None
