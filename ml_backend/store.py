@@ -25,13 +25,13 @@ import os
 import pickle
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ls_companion.files import fsync_dir, write_bytes_atomic
 from ml_backend.errors import ModelFileError
 from ml_backend.models.bundle import ModelBundle
 
@@ -117,10 +117,13 @@ class ModelStore:
             "size_bytes": len(blob),
         }
         folder = self.project_dir(project_id)
-        _write_atomic(self._file(project_id, version, ".model"), blob)
-        _write_atomic(self._file(project_id, version, ".json"), json.dumps(info, indent=2).encode())
-        _write_atomic(folder / LATEST, version.encode())
-        _fsync_dir(folder)
+        # LATEST is renamed last, so a reader never sees it name a missing version; one folder fsync for all
+        write_bytes_atomic(self._file(project_id, version, ".model"), blob, sync_folder=False)
+        write_bytes_atomic(
+            self._file(project_id, version, ".json"), json.dumps(info, indent=2).encode(), sync_folder=False
+        )
+        write_bytes_atomic(folder / LATEST, version.encode(), sync_folder=False)
+        fsync_dir(folder)
         self._prune(project_id, version)
         log.info("project %s: published model version %s", project_id, version)
         return info
@@ -228,24 +231,3 @@ class ModelStore:
     def cached_versions(self) -> list[tuple[int, str]]:
         """(project id, version) of every model this process holds in memory."""
         return sorted((p, entry[1].version) for p, entry in self._cache.items())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ls_companion.errors import InputError
+from ls_companion.files import fsync_dir
 from ls_companion.sources import content_id, read_rows
 
 GOLD_FILENAME = "gold.jsonl"
@@ -123,13 +124,5 @@ class GoldStore:
             handle.flush()
             os.fsync(handle.fileno())
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return len(lines)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

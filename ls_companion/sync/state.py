@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ls_companion.errors import InputError
-from ls_companion.sync.files import read_json, write_json_atomic
+from ls_companion.files import read_json, write_json_atomic
 
 STATE_FILE = "state.json"
 MAX_ALERTS_KEPT = 50

@@ -21,8 +21,8 @@ from typing import Any
 
 from ls_companion import META_NAMESPACE
 from ls_companion.errors import InputError
+from ls_companion.files import write_lines_atomic
 from ls_companion.records import JSON, Task
-from ls_companion.sync.files import write_lines_atomic
 from ls_companion.sync.options import MIRROR_PREFIX
 
 STORE_DIR = "store"

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ls_companion.client import LabelStudioClient
+from ls_companion.files import read_json, write_json_atomic
 from ls_companion.records import Project
 from ls_companion.settings import Settings
-from ls_companion.sync.files import read_json, write_json_atomic
 from ls_companion.sync.options import TopupOptions
 from ls_companion.sync.state import project_dir
 

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import MiniBatchKMeans
 
+from ls_companion.files import atomic_writer
 from ml_backend.errors import ConfigurationError
 
 #: Cluster counts: coarse word classes, finer ones, and near-synonym groups.
@@ -61,7 +62,8 @@ class WordClusters:
         return self._index.get(word)
 
     def save(self, path: Path) -> None:
-        with path.open("wb") as out:
+        """Write the cluster file atomically: a reader never sees half of one."""
+        with atomic_writer(path) as out:
             np.savez_compressed(out, words=self._blob, codes=self._codes, sizes=np.array(self.sizes))
 
     @classmethod

@@ -136,29 +136,17 @@ def test_word_clusters_command_and_setting(tmp_path: Path, capsys: pytest.Captur
     vectors, out = tmp_path / "v.txt", tmp_path / "out" / "clusters.npz"
     _write_glove(vectors)
     assert (
-        ml_backend_main_args(["word-clusters", str(vectors), str(out), "--sizes", "2,3,5", "--limit", "1000"])
-        == 0
+        ml_backend_main(["word-clusters", str(vectors), str(out), "--sizes", "2,3,5", "--limit", "1000"]) == 0
     )
     assert "24 words, clusters 2,3,5" in capsys.readouterr().out
     assert WordClusters.load(out).sizes == SIZES
     assert load_backend_settings(word_clusters=str(out)).word_clusters == out
     with pytest.raises(ConfigurationError, match=r"WORD_CLUSTERS: .*no such file"):
         load_backend_settings(word_clusters=str(tmp_path / "missing.npz"))
-    assert ml_backend_main_args(["word-clusters", str(vectors), str(out), "--sizes", "3,x"]) == 2
+    assert ml_backend_main(["word-clusters", str(vectors), str(out), "--sizes", "3,x"]) == 2
     assert "--sizes: '3,x' is not a comma-separated list" in capsys.readouterr().err
-    assert ml_backend_main_args(["word-clusters", str(vectors), str(out), "--sizes", "50"]) == 2
+    assert ml_backend_main(["word-clusters", str(vectors), str(out), "--sizes", "50"]) == 2
     assert "24 words cannot make 50 clusters" in capsys.readouterr().err
-
-
-def ml_backend_main_args(argv: list[str]) -> int:
-    import sys
-
-    saved = sys.argv
-    sys.argv = ["ml-backend", *argv]
-    try:
-        return ml_backend_main()
-    finally:
-        sys.argv = saved
 
 
 def test_models_trained_with_one_cluster_file_share_it_in_memory(tmp_path: Path) -> None:
