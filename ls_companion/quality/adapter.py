@@ -41,7 +41,8 @@ class ProjectData:
     integer_ids: bool = True
 
 
-def _source_ids(tasks: Iterable[Task]) -> dict[str, int]:
+def source_ids(tasks: Iterable[Task]) -> dict[str, int]:
+    """Task id by the ``source_id`` our import wrote into each task's meta."""
     found: dict[str, int] = {}
     for task in tasks:
         ours = task.meta.get(META_NAMESPACE)
@@ -59,7 +60,7 @@ def from_tasks(
         controls=dict(controls),
         predictions=predictions_to_table(tasks, controls),
         overlaps={t.id: t.overlap for t in tasks if t.overlap is not None},
-        source_ids=_source_ids(tasks),
+        source_ids=source_ids(tasks),
         project_id=project_id,
     )
 
@@ -109,8 +110,7 @@ def load_gold(
             gold.resolve_gold(raw, data.controls, source_ids=mapping, integer_ids=data.integer_ids)
         )
     if data_dir is not None and data.project_id is not None:
-        store = gold.gold_store_path(data_dir, data.project_id)
-        if store.is_file():
-            raw = gold.read_gold_file(store)
+        raw = gold.read_gold_store(gold.gold_store_path(data_dir, data.project_id))
+        if not raw.empty:
             sources.append(gold.resolve_gold(raw, data.controls, source_ids=mapping, integer_ids=True))
     return gold.combine_gold(*sources)

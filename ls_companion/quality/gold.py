@@ -32,6 +32,9 @@ from ls_companion.quality.records import (
     normalize_answer,
 )
 from ls_companion.quality.similarity import similarity
+from ls_companion.selection.gold import GoldStore, gold_store_path
+
+__all__ = ["gold_store_path"]  # re-exported: the quality engine names the store where it reads it
 
 GOLD_COLUMNS = ["task_id", "control", "value"]
 #: Similarity at which an answer counts as correct; 1.0 (exact) for kinds not listed.
@@ -39,9 +42,16 @@ CORRECT_AT = {LABELS: 0.5, RECTANGLES: 0.5, POLYGONS: 0.5, TEXTAREA: 0.9}
 PASSED, FAILED, UNDECIDED, PENDING = "passed", "failed", "undecided", "pending"
 
 
-def gold_store_path(data_dir: Path, project_id: int) -> Path:
-    """Where the active-learning import keeps a project's gold answers."""
-    return data_dir / "projects" / str(project_id) / "gold.jsonl"
+_RAW_COLUMNS = ["task_id", "item", "control", "answer"]
+
+
+def read_gold_store(path: Path) -> pd.DataFrame:
+    """The active-learning store as raw rows, read by its own ``GoldStore`` (which skips a torn line)."""
+    records = GoldStore(path).load().values()
+    rows = [
+        {"task_id": r.task_id, "item": r.source_id, "control": r.control, "answer": r.answer} for r in records
+    ]
+    return pd.DataFrame(rows, columns=_RAW_COLUMNS)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -78,7 +88,7 @@ def read_gold_file(path: Path) -> pd.DataFrame:
         if answer is None or (key[0] in (None, "") and key[1] in (None, "")):
             raise InputError(f"{path}: row {number} needs task_id, item or source_id, and label or answer")
         rows.append({"task_id": key[0], "item": key[1], "control": record.get("control"), "answer": answer})
-    return pd.DataFrame(rows, columns=["task_id", "item", "control", "answer"])
+    return pd.DataFrame(rows, columns=_RAW_COLUMNS)
 
 
 def _default_control(controls: Mapping[str, ControlSpec]) -> str:

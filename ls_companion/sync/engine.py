@@ -23,6 +23,7 @@ from typing import Any
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.records import Project, Task
+from ls_companion.selection.gold import gold_store_path
 from ls_companion.settings import Settings
 from ls_companion.sync import alerts as alert_log
 from ls_companion.sync.dispatch import Dispatcher
@@ -46,8 +47,6 @@ from ls_companion.sync.watermark import advance, format_time, list_since
 from ls_companion.sync.writeback import plan_updates, send_updates
 
 log = logging.getLogger(__name__)
-
-GOLD_FILE = "gold.jsonl"
 
 
 @dataclass
@@ -117,18 +116,12 @@ def _dedupe(tasks: Iterable[Task]) -> list[Task]:
     return list(by_id.values())
 
 
-def _gold_path(options: SyncOptions, folder: Path) -> Path | None:
-    path = Path(options.gold) if options.gold else folder / GOLD_FILE
-    return path if path.is_file() else None
-
-
 def _score(
     ctx: SyncContext,
     project: Project,
     view: View,
     listed: list[Task],
     options: SyncOptions,
-    folder: Path,
 ) -> QualityOutcome:
     escalation = None
     if options.escalation is not None:
@@ -138,7 +131,8 @@ def _score(
         [snapshot.to_task() for snapshot in view.values()],
         project.label_config,
         [t.id for t in listed if t.id in view],
-        gold_path=_gold_path(options, folder),
+        gold_file=Path(options.gold) if options.gold else None,
+        gold_store=gold_store_path(ctx.settings.data_dir, project.id),
         escalation=escalation,
     )
 
@@ -223,7 +217,7 @@ def run_sync(
     result.annotations_stored = sum(len(s.annotations) for s in view.values())
 
     with clock("quality"):
-        quality = _score(ctx, project, view, listed, options, folder)
+        quality = _score(ctx, project, view, listed, options)
     result.quality = quality.summary if quality.skipped is None else {"skipped": quality.skipped}
     with clock("patch"):
         revs = {t.id: view[t.id].rev for t in listed if t.id in view}

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
 from ls_companion.records import Task
 
@@ -34,17 +33,20 @@ class EscalationRule:
     overlaps: Mapping[int, int]  # current overlap of the candidate tasks
 
 
-def _gold(path: Path | None, controls: Mapping[str, Any], tasks: Sequence[Task]) -> Any:
+def _gold(
+    gold_file: Path | None, gold_store: Path | None, controls: Mapping[str, Any], tasks: Sequence[Task]
+) -> Any:
+    """Gold answers from ``gold_file`` when one is set (and exists), else from the selection's store."""
     from ls_companion.quality import gold
+    from ls_companion.quality.adapter import source_ids
 
-    if path is None or not path.is_file():
+    if gold_file is not None:
+        raw = gold.read_gold_file(gold_file) if gold_file.is_file() else None
+    else:
+        raw = gold.read_gold_store(gold_store) if gold_store is not None else None
+    if raw is None or raw.empty:
         return None
-    source_ids: dict[str, int] = {}
-    for task in tasks:
-        sid = (task.meta.get(META_NAMESPACE) or {}).get("source_id")
-        if sid is not None:
-            source_ids[str(sid)] = task.id
-    return gold.resolve_gold(gold.read_gold_file(path), controls, source_ids=source_ids)
+    return gold.resolve_gold(raw, controls, source_ids=source_ids(tasks))
 
 
 def _options(table: Any, gold_answers: Any) -> Any:
@@ -69,7 +71,8 @@ def assess(
     label_config: str,
     wanted: Collection[int],
     *,
-    gold_path: Path | None = None,
+    gold_file: Path | None = None,
+    gold_store: Path | None = None,
     escalation: EscalationRule | None = None,
 ) -> QualityOutcome:
     """Score the project from its stored ``tasks``; per-task dicts only for ``wanted`` task ids."""
@@ -83,7 +86,7 @@ def assess(
     table = tasks_to_table(tasks, controls)
     if table.empty:
         return QualityOutcome(skipped="no annotations yet")
-    gold_answers = _gold(gold_path, controls, tasks)
+    gold_answers = _gold(gold_file, gold_store, controls, tasks)
     report = compute_project_quality(
         table, controls, gold_answers=gold_answers, options=_options(table, gold_answers)
     )

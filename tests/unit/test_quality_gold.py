@@ -122,3 +122,14 @@ def test_gold_from_ground_truth_annotations_and_combination() -> None:
     from_file = pd.DataFrame([{"task_id": 1, "control": "label", "value": "spam"}])
     combined = gold.combine_gold(from_file, from_ls)
     assert combined.sort_values("task_id").values.tolist() == [[1, "label", "spam"], [2, "label", "spam"]]
+
+
+def test_the_gold_store_is_read_past_a_line_torn_by_a_crash(tmp_path: Path) -> None:
+    store = gold.gold_store_path(tmp_path, 3)
+    store.parent.mkdir(parents=True)
+    good = {"task_id": 5, "source_id": "s5", "control": "label", "answer": "spam"}
+    later = {"task_id": 6, "source_id": "s6", "control": "label", "answer": "ham"}
+    store.write_text(json.dumps(good) + '\n{"task_id": 7, "sour\n' + json.dumps(later) + "\n")
+    raw = gold.read_gold_store(store)
+    assert raw.values.tolist() == [[5, "s5", "label", "spam"], [6, "s6", "label", "ham"]]
+    assert gold.read_gold_store(tmp_path / "none.jsonl").empty
