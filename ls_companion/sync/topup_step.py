@@ -33,15 +33,6 @@ def topup_due(project: Project, options: TopupOptions) -> bool:
     return unlabeled(project) < options.below and topup_size(project, options) > 0
 
 
-def _scorer(settings: Settings, project_id: int) -> Any:
-    """The ML backend's ``/score`` when one is configured; None means a cold start (no model)."""
-    if not settings.ml_backend_url:
-        return None
-    from ls_companion.selection import HttpScorer
-
-    return HttpScorer(settings.ml_backend_url, project_id, auth=settings.ml_backend_auth)
-
-
 INTENT_FILE = "topup.json"
 
 
@@ -71,6 +62,7 @@ def run_topup(
     a round by its request, and the request includes the size, which a partial import would change.
     """
     from ls_companion.selection import run_select
+    from ls_companion.selection.resolve import http_scorer
     from ls_companion.selection.rounds import last_round, read_project_state
 
     intent_path = project_dir(settings.data_dir, project_id) / INTENT_FILE
@@ -89,7 +81,7 @@ def run_topup(
     if intent is not None and not unfinished:
         intent_path.unlink(missing_ok=True)  # the interrupted top-up had finished its import
         return {"project_id": project_id, "imported": 0, "skipped": "the interrupted top-up was complete"}
-    scorer = _scorer(settings, project_id)
+    scorer = http_scorer(settings, client, project_id, "auto")  # as `select` finds and configures it
     try:
         report = run_select(client, scorer, request, data_dir=settings.data_dir)
         if report.nothing_to_do and not unfinished:
