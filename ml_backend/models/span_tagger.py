@@ -329,7 +329,7 @@ class SpanTagger:
                 self.model_bytes_ = model_file.read()
         finally:
             os.unlink(path)
-        self.lexicon_: Lexicon = counts.lexicon()
+        self.lexicon_: Lexicon | None = counts.lexicon()
         self._tagger = None
         self.classes_ = tuple(sorted(labels))
         self.tags_ = tuple(self._open().labels())
@@ -353,10 +353,7 @@ class SpanTagger:
         tokens = tokenize(text)
         if not tokens:
             return TaggedText((), np.zeros((0, len(self.tags_))))
-        # models pickled before the word statistics (or clusters) existed lack them; their features are as then
-        tagger.set(
-            sentence_features(tokens, getattr(self, "lexicon_", None), getattr(self, "word_clusters", None))
-        )
+        tagger.set(sentence_features(tokens, self.lexicon_, self.word_clusters))
         marginals = np.array([[tagger.marginal(tag, i) for tag in self.tags_] for i in range(len(tokens))])
         tags = tagger.tag() if self.outside_threshold is None else self._posterior_tags(marginals)
         column = {tag: k for k, tag in enumerate(self.tags_)}
@@ -400,5 +397,8 @@ class SpanTagger:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # models pickled before the word statistics (or clusters) existed lack them; their features are as then
+        state.setdefault("lexicon_", None)
+        state.setdefault("word_clusters", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()

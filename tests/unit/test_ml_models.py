@@ -154,6 +154,7 @@ def test_span_tagger_word_statistics_hold_out_each_fold() -> None:
     texts = [f"{name} is here" for name in ("Ann", "Ann", "Ben", "Cy", "Dee", "Eve")]
     spans = [[(0, len(t.split()[0]), "Person")] for t in texts]
     model = SpanTagger(max_iterations=20).fit(texts, spans)
+    assert model.lexicon_ is not None
     assert model.lexicon_["ann"] == (2, 0, 2, ("Person",)) and model.lexicon_["is"] == (6, 6, 0, ())
     # training features of fold 0 (sentences 0 and 5) come from the other folds only
     sentences = [

@@ -182,3 +182,16 @@ def test_training_uses_the_configured_clusters_for_span_controls_only(tmp_path: 
     assert (
         Trainer(load_backend_settings(model_dir=str(tmp_path)), ModelStore(tmp_path)).word_clusters() is None
     )
+
+
+def test_a_tagger_pickled_before_clusters_and_word_statistics_still_predicts() -> None:
+    model = SpanTagger(word_clusters=_clusters()).fit(
+        ["we like alice", "we like pizza"], [[(8, 13, "person")], []]
+    )
+    state = pickle.loads(pickle.dumps(model)).__getstate__()
+    del state["word_clusters"], state["lexicon_"]
+    old = SpanTagger.__new__(SpanTagger)
+    old.__setstate__(state)
+    assert old.word_clusters is None and old.lexicon_ is None
+    [tagged] = old.predict(["we like alice"])
+    assert tagged.marginals.shape == (3, len(model.tags_))
