@@ -63,9 +63,6 @@ class ParsedConfig:
     controls: tuple[ControlSpec, ...]
     unsupported: tuple[Unsupported, ...]
 
-    def control(self, name: str) -> ControlSpec | None:
-        return next((c for c in self.controls if c.name == name), None)
-
 
 def config_hash(label_config: str) -> str:
     return hashlib.sha256(label_config.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -38,9 +38,7 @@ def predict_tasks(
     (``/score`` has the triple).
     """
     served = [
-        (spec, trained)
-        for spec in config.controls
-        if (trained := loaded.bundle.get(spec.name)) is not None and trained.serves(spec)
+        (spec, trained) for spec in config.controls if (trained := loaded.bundle.serving(spec)) is not None
     ]
     n = len(tasks)
     results: list[list[JSON]] = [[] for _ in range(n)]

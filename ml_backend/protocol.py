@@ -160,7 +160,5 @@ def parse_webhook(payload: JSON) -> WebhookEvent:
     return WebhookEvent(action, project_id)
 
 
-def parse_project_query(value: str | None) -> int:
-    if value is None:
-        raise InvalidRequest("this query parameter is required", field="project")
+def parse_project_query(value: str) -> int:
     return project_id_of(value, "project")

@@ -19,7 +19,7 @@ from ml_backend.predictor import Scorer, ScoreResult, predict_tasks
 from ml_backend.protocol import PredictRequest, ScoreRequest, SetupRequest, WebhookEvent
 from ml_backend.scheduler import Credentials, TrainingScheduler
 from ml_backend.settings import BackendSettings
-from ml_backend.store import LoadedModel, ModelStore
+from ml_backend.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class BackendService:
         loaded = self.store.current(request.project_id)
         controls = []
         for spec in config.controls:
-            trained = loaded.bundle.get(spec.name) if loaded else None
-            controls.append({**spec.as_dict(), "trained": bool(trained and trained.serves(spec))})
+            trained = loaded is not None and loaded.bundle.serving(spec) is not None
+            controls.append({**spec.as_dict(), "trained": trained})
         return {
             "model_version": loaded.version if loaded else UNTRAINED,
             "controls": controls,
@@ -139,9 +139,6 @@ class BackendService:
             "versions": [d["version"] for d in details],
             "details": details,
         }
-
-    def current(self, project_id: int) -> LoadedModel | None:
-        return self.store.current(project_id)
 
     def metrics_text(self) -> str:
         return self.metrics.render(self.store.cached_versions())

@@ -7,7 +7,7 @@ holds the project's locks, and leaves the work to the same functions inline mode
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from ls_companion.client import LabelStudioClient
@@ -61,16 +61,11 @@ def _exclusive(queue: str, project_id: int, work: Callable[[Callable[[], bool]],
     try:
         with (
             redis_lock(connection, lock_key(queue, project_id), what=what, wait=LOCK_WAIT) as lock,
-            local_lock(folder, what=what, wait=LOCK_WAIT) if queue == SYNC else _nothing(),
+            local_lock(folder, what=what, wait=LOCK_WAIT) if queue == SYNC else nullcontext(),
         ):
             return work(lock.held)
     except SyncBusy as exc:
         return {"project_id": project_id, "skipped": str(exc)}
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def sync_project(

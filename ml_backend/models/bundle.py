@@ -68,6 +68,11 @@ class ModelBundle:
     def get(self, name: str) -> TrainedControl | None:
         return self.controls.get(name)
 
+    def serving(self, spec: ControlSpec) -> TrainedControl | None:
+        """The model of ``spec``'s control, if it still fits the (possibly edited) config."""
+        trained = self.controls.get(spec.name)
+        return trained if trained is not None and trained.serves(spec) else None
+
     def first(self) -> TrainedControl:
         return next(iter(self.controls.values()))
 
