@@ -1,17 +1,22 @@
 """Uncertainty of class-probability rows: the one definition the ML backend and active learning share.
 
-All functions take an ``(n_items, n_classes)`` array of probabilities (rows summing to 1) and return
+The measures take an ``(n_items, n_classes)`` array of probabilities (rows summing to 1) and return
 one value per item, higher meaning *more* uncertain, so that every measure sorts the same way.
+``per_label`` and ``per_sequence`` apply a measure to multi-label and sequence (NER) items.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+Measure = Callable[[FloatArray], FloatArray]
+Reduce = Literal["mean", "max", "sum"]
 _EPS = 1e-12
 
 
@@ -47,6 +52,40 @@ def entropy(proba: NDArray[np.floating] | list[list[float]], *, normalized: bool
         values = values / np.log(matrix.shape[1])
     result: FloatArray = np.clip(values, 0.0, None)
     return result
+
+
+def per_label(measure: Measure, proba: NDArray[np.floating] | list[list[float]]) -> FloatArray:
+    """``measure`` of every label's yes/no pair ``[p, 1 - p]`` of an ``(items, labels)`` matrix, same shape."""
+    p = _as_matrix(proba)
+    flat = p.reshape(-1)
+    return measure(np.column_stack([flat, 1.0 - flat])).reshape(p.shape)
+
+
+def per_sequence(
+    measures: Sequence[Measure], matrices: Sequence[NDArray[np.floating]], how: Reduce = "max"
+) -> list[FloatArray]:
+    """Each of ``measures`` of every row of each ``(tokens, classes)`` matrix, reduced over an item's tokens.
+
+    One pass over all tokens at once; an item with no tokens is certain (0).
+    """
+    if how not in ("mean", "max", "sum"):
+        raise ValueError(f"unknown reduction {how!r} (use mean, max or sum)")
+    lengths = np.array([np.shape(m)[0] if np.size(m) else 0 for m in matrices], dtype=np.int64)
+    has_tokens = lengths > 0
+    outs: list[FloatArray] = [np.zeros(len(matrices)) for _ in measures]
+    if not has_tokens.any():
+        return outs
+    kept = [np.asarray(m, dtype=np.float64) for m, keep in zip(matrices, has_tokens, strict=True) if keep]
+    rows = np.concatenate(kept)
+    starts = np.concatenate([[0], np.cumsum(lengths[has_tokens])[:-1]])
+    for out, measure in zip(outs, measures, strict=True):
+        values = measure(rows)
+        if how == "max":
+            out[has_tokens] = np.maximum.reduceat(values, starts)
+        else:
+            sums = np.add.reduceat(values, starts)
+            out[has_tokens] = sums if how == "sum" else sums / lengths[has_tokens]
+    return outs
 
 
 def binary_entropy(p: NDArray[np.floating] | list[float]) -> FloatArray:

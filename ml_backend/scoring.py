@@ -21,11 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ls_companion.uncertainty import entropy, least_confidence, margin
+from ls_companion.uncertainty import entropy, least_confidence, margin, per_label, per_sequence
 from ml_backend.models.bundle import ClassOutput, ControlOutput
 from ml_backend.models.span_tagger import TaggedText
 
 FloatArray = NDArray[np.float64]
+
+
+#: In the order of ``Uncertainties``' fields.
+_MEASURES = (least_confidence, margin, entropy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,34 +53,15 @@ def uncertainties(kind: str, output: ControlOutput) -> Uncertainties:
 
 
 def class_uncertainties(probabilities: FloatArray) -> Uncertainties:
-    return Uncertainties(least_confidence(probabilities), margin(probabilities), entropy(probabilities))
+    return Uncertainties(*(fn(probabilities) for fn in _MEASURES))
 
 
 def multi_label_uncertainties(probabilities: FloatArray) -> Uncertainties:
-    n_items, n_classes = probabilities.shape
-    flat = probabilities.reshape(-1)
-    pairs = np.column_stack([flat, 1.0 - flat])
-    per_class = class_uncertainties(pairs)
-
-    def mean(values: FloatArray) -> FloatArray:
-        result: FloatArray = values.reshape(n_items, n_classes).mean(axis=1)
-        return result
-
-    return Uncertainties(mean(per_class.least_confidence), mean(per_class.margin), mean(per_class.entropy))
+    """Each class is a yes/no question; an item's measure is the mean over its classes."""
+    return Uncertainties(*(per_label(fn, probabilities).mean(axis=1) for fn in _MEASURES))
 
 
 def span_uncertainties(texts: Sequence[TaggedText]) -> Uncertainties:
-    n = len(texts)
-    measures = [np.zeros(n), np.zeros(n), np.zeros(n)]
-    lengths = np.array([t.marginals.shape[0] for t in texts], dtype=np.int64)
-    if n == 0 or lengths.sum() == 0:
-        return Uncertainties(*measures)
-    tokens = np.concatenate([t.marginals for t in texts if t.marginals.shape[0]])
-    per_token = class_uncertainties(tokens)
-    has_tokens = lengths > 0
-    starts = np.concatenate([[0], np.cumsum(lengths[has_tokens])[:-1]])
-    for out, values in zip(
-        measures, (per_token.least_confidence, per_token.margin, per_token.entropy), strict=True
-    ):
-        out[has_tokens] = np.maximum.reduceat(values, starts)
-    return Uncertainties(*measures)
+    """Each token's tag distribution; an item takes its most uncertain token (no tokens: certain)."""
+    marginals = [t.marginals for t in texts]
+    return Uncertainties(*per_sequence(_MEASURES, marginals, "max"))

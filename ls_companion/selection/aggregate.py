@@ -8,25 +8,23 @@ rank them the same way as single-label items.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ls_companion.selection.pool import MEASURES, FloatArray
-from ls_companion.uncertainty import entropy, least_confidence, margin
+from ls_companion.selection.pool import FloatArray
+from ls_companion.uncertainty import Reduce, entropy, least_confidence, margin, per_label, per_sequence
 
-Reduce = Literal["mean", "max", "sum"]
 _FUNCTIONS = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
 
 
-def _reduce(values: FloatArray, how: Reduce, axis: int = -1) -> FloatArray:
+def _reduce(values: FloatArray, how: Reduce) -> FloatArray:
     if how == "mean":
-        return np.asarray(values.mean(axis=axis), dtype=np.float64)
+        return np.asarray(values.mean(axis=1), dtype=np.float64)
     if how == "max":
-        return np.asarray(values.max(axis=axis), dtype=np.float64)
+        return np.asarray(values.max(axis=1), dtype=np.float64)
     if how == "sum":
-        return np.asarray(values.sum(axis=axis), dtype=np.float64)
+        return np.asarray(values.sum(axis=1), dtype=np.float64)
     raise ValueError(f"unknown reduction {how!r} (use mean, max or sum)")
 
 
@@ -45,8 +43,7 @@ def multilabel_measures(proba: ArrayLike, how: Reduce = "mean") -> dict[str, Flo
     p = np.asarray(proba, dtype=np.float64)
     if p.ndim != 2:
         raise ValueError(f"expected an (items, labels) matrix, got shape {p.shape}")
-    pairs = np.stack([p.ravel(), 1.0 - p.ravel()], axis=1)
-    return {name: _reduce(fn(pairs).reshape(p.shape), how, axis=1) for name, fn in _FUNCTIONS.items()}
+    return {name: _reduce(per_label(fn, p), how) for name, fn in _FUNCTIONS.items()}
 
 
 def sequence_measures(token_proba: Sequence[ArrayLike], how: Reduce = "max") -> dict[str, FloatArray]:
@@ -56,11 +53,5 @@ def sequence_measures(token_proba: Sequence[ArrayLike], how: Reduce = "max") -> 
     unsure entity is enough to need a human; ``sum`` favours long sentences; ``mean`` is length-neutral.
     An item with no tokens is certain (0).
     """
-    out: dict[str, FloatArray] = {name: np.zeros(len(token_proba)) for name in MEASURES}
-    for i, item in enumerate(token_proba):
-        matrix = np.asarray(item, dtype=np.float64)
-        if matrix.size == 0:
-            continue
-        for name, fn in _FUNCTIONS.items():
-            out[name][i] = float(_reduce(fn(matrix), how, axis=0))
-    return out
+    matrices = [np.asarray(item, dtype=np.float64) for item in token_proba]
+    return dict(zip(_FUNCTIONS, per_sequence(list(_FUNCTIONS.values()), matrices, how), strict=True))
