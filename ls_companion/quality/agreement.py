@@ -306,7 +306,7 @@ def project_agreement(
         budget = _pair_budget(spec, rows)
         distance = similarity_distance(spec)
         alpha = alpha_from_distance(
-            rows, pairs, distance, exact_pairs=min(EXACT_PAIRS, budget), sample_pairs=budget
+            rows, pairs, distance, exact_pairs=budget, sample_pairs=budget
         )
         level = "1 - similarity"
     summary.update(
