@@ -305,9 +305,7 @@ def project_agreement(
     else:
         budget = _pair_budget(spec, rows)
         distance = similarity_distance(spec)
-        alpha = alpha_from_distance(
-            rows, pairs, distance, exact_pairs=budget, sample_pairs=budget
-        )
+        alpha = alpha_from_distance(rows, pairs, distance, exact_pairs=budget, sample_pairs=budget)
         level = "1 - similarity"
     summary.update(
         {

@@ -267,6 +267,19 @@ def _drift(
     return series, alerts
 
 
+def consensus_methods(table: pd.DataFrame, gold_answers: pd.DataFrame | None) -> tuple[str, ...]:
+    """All four methods when gold can choose among them, else the fast two (the report and the sync).
+
+    Without enough gold the engine picks Dawid-Skene whatever GLAD and MACE say, and those two cost
+    seconds to a minute each (crowd-kit's EM).
+    """
+    known = gold.combine_gold(gold_answers, gold.gold_from_table(table))
+    enough = (
+        not known.empty and int(known.groupby("control").size().max()) >= QualityOptions().min_gold_to_choose
+    )
+    return consensus.METHODS if enough else consensus.FAST_METHODS
+
+
 def compute_project_quality(
     table: pd.DataFrame,
     controls: Mapping[str, ControlSpec],

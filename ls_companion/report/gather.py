@@ -24,9 +24,14 @@ import pandas as pd
 from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
-from ls_companion.quality import adapter, agreement, consensus, gold
+from ls_companion.quality import adapter, agreement, gold
 from ls_companion.quality.adapter import ProjectData
-from ls_companion.quality.engine import QualityOptions, QualityReport, compute_project_quality
+from ls_companion.quality.engine import (
+    QualityOptions,
+    QualityReport,
+    compute_project_quality,
+    consensus_methods,
+)
 from ls_companion.quality.records import TEXTAREA, Box, Polygon, Span, answered, controls_from_config
 from ls_companion.records import Task
 from ls_companion.settings import Settings
@@ -205,19 +210,6 @@ def models_section(body: Mapping[str, Any], url: str | None) -> dict[str, Any]:
 
 
 # -- building ----------------------------------------------------------------------------------------------------
-
-
-def consensus_methods(table: pd.DataFrame, gold_answers: pd.DataFrame) -> tuple[str, ...]:
-    """All four methods when gold can choose among them, else the fast two (as the sync does).
-
-    Without enough gold the engine picks Dawid-Skene whatever GLAD and MACE say, and those two cost
-    seconds to a minute each.
-    """
-    known = gold.combine_gold(gold_answers, gold.gold_from_table(table))
-    enough = (
-        not known.empty and int(known.groupby("control").size().max()) >= QualityOptions().min_gold_to_choose
-    )
-    return consensus.METHODS if enough else consensus.FAST_METHODS
 
 
 def build_report(

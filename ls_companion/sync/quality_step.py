@@ -49,23 +49,6 @@ def _gold(
     return gold.resolve_gold(raw, controls, source_ids=source_ids(tasks))
 
 
-def _options(table: Any, gold_answers: Any) -> Any:
-    """The engine's defaults, but only the fast consensus methods when gold cannot choose among them.
-
-    Without enough gold the engine picks Dawid-Skene whatever GLAD and MACE say, and those two cost
-    seconds to a minute per sync (crowd-kit's EM): the numbers written are the same without them.
-    """
-    from ls_companion.quality import consensus, gold
-    from ls_companion.quality.engine import QualityOptions
-
-    defaults = QualityOptions()
-    known = gold.combine_gold(*(g for g in (gold_answers, gold.gold_from_table(table)) if g is not None))
-    enough = not known.empty and int(known.groupby("control").size().max()) >= defaults.min_gold_to_choose
-    if enough:
-        return defaults
-    return QualityOptions(methods=(consensus.MAJORITY_VOTE, consensus.DAWID_SKENE))
-
-
 def assess(
     tasks: Sequence[Task],
     label_config: str,
@@ -76,7 +59,7 @@ def assess(
     escalation: EscalationRule | None = None,
 ) -> QualityOutcome:
     """Score the project from its stored ``tasks``; per-task dicts only for ``wanted`` task ids."""
-    from ls_companion.quality.engine import compute_project_quality
+    from ls_companion.quality.engine import QualityOptions, compute_project_quality, consensus_methods
     from ls_companion.quality.escalation import plan_escalation
     from ls_companion.quality.records import controls_from_config, tasks_to_table
 
@@ -88,7 +71,10 @@ def assess(
         return QualityOutcome(skipped="no annotations yet")
     gold_answers = _gold(gold_file, gold_store, controls, tasks)
     report = compute_project_quality(
-        table, controls, gold_answers=gold_answers, options=_options(table, gold_answers)
+        table,
+        controls,
+        gold_answers=gold_answers,
+        options=QualityOptions(methods=consensus_methods(table, gold_answers)),
     )
     per_task = {int(task_id): meta for task_id, meta in report.task_meta(wanted).items()}
     as_dict = report.to_dict()

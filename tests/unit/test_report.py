@@ -20,7 +20,7 @@ from ls_companion import META_NAMESPACE
 from ls_companion.cli import main
 from ls_companion.errors import InputError
 from ls_companion.quality import adapter, consensus
-from ls_companion.quality.engine import QualityOptions, compute_project_quality
+from ls_companion.quality.engine import QualityOptions, compute_project_quality, consensus_methods
 from ls_companion.quality.records import Box, Span, controls_from_config
 from ls_companion.records import Task
 from ls_companion.report import PLOTS, save_report
@@ -29,7 +29,6 @@ from ls_companion.report.gather import (
     ProjectInfo,
     ReportInputs,
     build_report,
-    consensus_methods,
     drift_series,
     fetch_models,
     labels_of,
