@@ -268,8 +268,8 @@ def resolve_spec(spec: ProjectSpec, spec_dir: Path, settings: Settings) -> Resol
     )
 
 
-def load_spec(path: Path, settings: Settings) -> ResolvedSpec:
-    """Read, validate and resolve a spec file."""
+def read_spec(path: Path) -> ProjectSpec:
+    """Read and validate a spec file (relative paths in it stay unresolved)."""
     if not path.is_file():
         raise InputError(f"{path}: no such spec file")
     try:
@@ -277,5 +277,10 @@ def load_spec(path: Path, settings: Settings) -> ResolvedSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError("spec", f"not valid YAML{where}") from None
-    return resolve_spec(parse_spec(raw), path.resolve().parent, settings)
+        raise SpecError("spec", f"{path} is not valid YAML{where}") from None
+    return parse_spec(raw)
+
+
+def load_spec(path: Path, settings: Settings) -> ResolvedSpec:
+    """Read, validate and resolve a spec file."""
+    return resolve_spec(read_spec(path), path.resolve().parent, settings)

@@ -27,7 +27,8 @@ def _options(
     cli: CliContext, project: int | None, spec: Path | None, overrides: dict[str, Any]
 ) -> tuple[int, SyncOptions]:
     """The project id and sync options from ``--project`` / ``--spec`` and the command's overrides."""
-    from ls_companion.sync.specs import project_of, read_spec, spec_options
+    from ls_companion.bootstrap.spec import read_spec
+    from ls_companion.sync.specs import project_of, spec_options
 
     options = SyncOptions()
     if spec is not None:
@@ -244,8 +245,9 @@ def schedule_command(
     as_json: bool = typer.Option(False, "--json", help="With --dry-run: print the entries as JSON."),
 ) -> None:
     """Run rq's cron scheduler: one sync entry per project, until stopped (needs REDIS_URL)."""
+    from ls_companion.bootstrap.spec import read_spec
     from ls_companion.sync.schedule import ScheduleEntry, build_scheduler
-    from ls_companion.sync.specs import project_of, read_spec, spec_options
+    from ls_companion.sync.specs import project_of, spec_options
 
     cli = cli_context(ctx)
     entries = []

@@ -21,6 +21,7 @@ import numpy as np
 
 from ls_companion import META_NAMESPACE
 from ls_companion.bootstrap import bootstrap, load_spec
+from ls_companion.bootstrap.spec import read_spec
 from ls_companion.client import LabelStudioClient
 from ls_companion.demo.annotators import PERSONAS, ChoiceControl, Persona, annotate, ensure_users
 from ls_companion.demo.corpus import EXAMPLE_CORPUS, LABELS, Review, read_csv, write_csv
@@ -31,7 +32,7 @@ from ls_companion.selection.resolve import http_scorer
 from ls_companion.settings import Settings
 from ls_companion.sync.engine import SyncResult
 from ls_companion.sync.inline import sync_inline
-from ls_companion.sync.specs import read_spec, spec_options
+from ls_companion.sync.specs import spec_options
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 CONTROL = ChoiceControl("label", "text", LABELS)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from ls_companion.bootstrap.spec import ProjectSpec, parse_spec
+from ls_companion.bootstrap.spec import ProjectSpec
 from ls_companion.client import LabelStudioClient
-from ls_companion.errors import InputError, SpecError
+from ls_companion.errors import InputError
 from ls_companion.sync.options import SyncOptions
 
 
@@ -16,16 +14,6 @@ def _resolve(value: str | None, folder: Path) -> str | None:
     if value is None or Path(value).is_absolute():
         return value
     return str((folder / value).resolve())
-
-
-def read_spec(path: Path) -> ProjectSpec:
-    if not path.is_file():
-        raise InputError(f"{path}: no such spec file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise SpecError("spec", f"{path} is not valid YAML") from None
-    return parse_spec(raw)
 
 
 def spec_options(spec: ProjectSpec, folder: Path) -> SyncOptions:

@@ -972,9 +972,9 @@ class Deployment:
 
     def spec_problems(self, service: str, spec_path: Path) -> list[str]:
         """A project spec as the service would read it: schema, label config, pilot and pool files."""
-        from ls_companion.bootstrap.spec import resolve_label_config
+        from ls_companion.bootstrap.spec import read_spec, resolve_label_config
         from ls_companion.errors import CompanionError
-        from ls_companion.sync.specs import read_spec, spec_options
+        from ls_companion.sync.specs import spec_options
 
         try:
             spec = read_spec(spec_path)
