@@ -82,8 +82,22 @@ def label_studio_env(
     return env
 
 
+class _Served:
+    """What both local servers offer: the end of their log, and stopping them with their children."""
+
+    log_path: Path
+    process: subprocess.Popen[bytes] | None
+
+    def log_tail(self, lines: int = 60) -> str:
+        return _log_tail(self.log_path, lines)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout)
+
+
 @dataclass
-class LabelStudioProcess:
+class LabelStudioProcess(_Served):
     """A running local Label Studio."""
 
     url: str
@@ -92,13 +106,6 @@ class LabelStudioProcess:
     password: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def log_tail(self, lines: int = 60) -> str:
-        return _log_tail(self.log_path, lines)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout)
 
 
 def wait_for_health(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -114,6 +121,34 @@ def wait_for_health(url: str, timeout: float, process: subprocess.Popen[bytes] |
             pass
         time.sleep(0.5)
     raise LocalServerError(f"{url}/health did not answer within {timeout:.0f} s")
+
+
+def _spawn(
+    command: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    url: str,
+    timeout: float,
+    what: str,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session, logging to ``log_path``, and wait for ``url``/health."""
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,  # so that stopping it reaches every child (LS's, gunicorn's workers)
+        )
+    try:
+        wait_for_health(url, timeout, process)
+    except LocalServerError as exc:
+        stop_process(process)
+        raise LocalServerError(f"{what} did not start: {exc}", detail=f"see {log_path}") from None
+    return process
 
 
 def start_label_studio(
@@ -136,59 +171,27 @@ def start_label_studio(
     env = label_studio_env(
         data_dir, username=username, password=password, token=token, base=base_env or os.environ
     )
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [str(ls_bin), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=data_dir,
-            start_new_session=True,  # so that stop() reaches every child
-        )
-    server = LabelStudioProcess(f"http://127.0.0.1:{port}", token, username, password, log_path, process)
-    try:
-        wait_for_health(server.url, timeout, process)
-    except LocalServerError as exc:
-        server.stop()
-        raise LocalServerError(f"Label Studio did not start: {exc}", detail=f"see {log_path}") from None
-    return server
-
-
-#: Environment variables the backend reads; inherited values are dropped so runs are hermetic.
-BACKEND_VARS = (
-    "MODEL_DIR",
-    "BASIC_AUTH_USER",
-    "BASIC_AUTH_PASS",
-    "WEBHOOK_SECRET",
-    "LABEL_STUDIO_URL",
-    "LABEL_STUDIO_API_KEY",
-    "REDIS_URL",
-    "QUEUE_NAME",
-    "TRAIN_EVERY_N_ANNOTATIONS",
-    "TRAIN_DEBOUNCE_SECONDS",
-    "KEEP_VERSIONS",
-    "MAX_BODY_BYTES",
-    "HOST",
-    "PORT",
-    "WORKERS",
-)
+    url = f"http://127.0.0.1:{port}"
+    process = _spawn(
+        [str(ls_bin), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=data_dir,
+        log_path=log_path,
+        url=url,
+        timeout=timeout,
+        what="Label Studio",
+    )
+    return LabelStudioProcess(url, token, username, password, log_path, process)
 
 
 @dataclass
-class MLBackendProcess:
+class MLBackendProcess(_Served):
     """A running ``ml-backend serve`` (gunicorn)."""
 
     url: str
     model_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def log_tail(self, lines: int = 80) -> str:
-        return _log_tail(self.log_path, lines)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout)
 
 
 def backend_env(
@@ -201,7 +204,11 @@ def backend_env(
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The backend's environment: ``base`` without the backend's own variables, then ours."""
-    env = {k: v for k, v in (base if base is not None else os.environ).items() if k not in BACKEND_VARS}
+    from ml_backend.settings import BackendSettings
+
+    # every variable the backend reads: inherited values are dropped so runs are hermetic
+    ours = {name.upper() for name in BackendSettings.model_fields}
+    env = {k: v for k, v in (base if base is not None else os.environ).items() if k.upper() not in ours}
     env.update(
         {
             "MODEL_DIR": str(model_dir),
@@ -238,19 +245,14 @@ def start_ml_backend(
     )
     full_env["WORKERS"] = str(workers)
     command = [sys.executable, "-m", "ml_backend.cli", "serve", "--threads", str(threads)]
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            command,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=REPO_ROOT,
-            start_new_session=True,  # stop() signals gunicorn's master and its workers together
-        )
-    server = MLBackendProcess(f"http://127.0.0.1:{port}", model_dir, log_path, process)
-    try:
-        wait_for_health(server.url, timeout, process)
-    except LocalServerError as exc:
-        server.stop()
-        raise LocalServerError(f"the ML backend did not start: {exc}", detail=f"see {log_path}") from None
-    return server
+    url = f"http://127.0.0.1:{port}"
+    process = _spawn(
+        command,
+        env=full_env,
+        cwd=REPO_ROOT,
+        log_path=log_path,
+        url=url,
+        timeout=timeout,
+        what="the ML backend",
+    )
+    return MLBackendProcess(url, model_dir, log_path, process)
