@@ -33,6 +33,7 @@ from ls_companion.settings import Settings
 from ls_companion.sync.engine import SyncResult
 from ls_companion.sync.inline import sync_inline
 from ls_companion.sync.specs import spec_options
+from ls_companion.sync.train_step import connected_backend
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 CONTROL = ChoiceControl("label", "text", LABELS)
@@ -146,10 +147,10 @@ def _train_and_wait(
     """Press Label Studio's "Start training" and wait until the backend published a new version and
     pointed the project at it (it pushes the new version's pre-labels first)."""
     before = watch.latest()
-    backends = client.list_ml_backends(project_id)
-    if not backends:
+    backend = connected_backend(client, project_id)
+    if backend is None:
         raise InputError(f"project {project_id} has no ML backend connected")
-    client.train(backends[0].id)
+    client.train(backend.id)
     say("training the model (Label Studio's Start training -> the backend's /webhook)")
     deadline = time.monotonic() + timeout
     latest = _wait(deadline, lambda: v if (v := watch.latest()) and v != before else None)
@@ -266,9 +267,12 @@ def _import_round(
         id_column="id",
         cold_start="diversity",
     )
-    report = run_select(
-        client, http_scorer(settings, client, project_id, "auto"), request, data_dir=settings.data_dir
-    )
+    scorer = http_scorer(settings, client, project_id, "auto")
+    try:
+        report = run_select(client, scorer, request, data_dir=settings.data_dir)
+    finally:
+        if scorer is not None:
+            scorer.close()
     if report.al_round != number:
         raise InputError(
             f"project {project_id} holds active-learning rounds the demo did not make: "

@@ -45,7 +45,7 @@ from ls_companion.selection.scan import (
     scan_pool,
 )
 from ls_companion.selection.scoring import ScoreBatch, Scorer
-from ls_companion.selection.strategies import COLD_START_NAMES, STRATEGY_NAMES, Strategy, make_strategy
+from ls_companion.selection.strategies import Strategy, check_names, make_strategy
 from ls_companion.sources import DEFAULT_CHUNK_ROWS, read_chunks, source_id
 
 #: progress(stage, advance, total): stages "scoring pool" (rows), "importing" (tasks), "writing clusters".
@@ -76,10 +76,7 @@ class SelectRequest:
     workers: int = 1
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGY_NAMES:
-            raise InputError(f"unknown strategy {self.strategy!r} (use one of {', '.join(STRATEGY_NAMES)})")
-        if self.cold_start not in COLD_START_NAMES:
-            raise InputError(f"--cold-start must be one of {', '.join(COLD_START_NAMES)}")
+        check_names([self.strategy], self.cold_start)
         if min(self.batch, self.chunk_size, self.candidates, self.workers) < 1:
             raise InputError("--batch, --chunk-size, --candidates and --workers must be at least 1")
         for name, value in (("--random-fraction", self.random_fraction), ("--gold-rate", self.gold_rate)):

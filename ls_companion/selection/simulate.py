@@ -26,7 +26,7 @@ from ls_companion.selection.features import DEFAULT_DIMS, dense_features
 from ls_companion.selection.plan import choose_strategy, plan_batch
 from ls_companion.selection.pool import FloatArray, ScoredPool
 from ls_companion.selection.scoring import SklearnScorer
-from ls_companion.selection.strategies import COLD_START_NAMES, STRATEGY_NAMES, make_strategy
+from ls_companion.selection.strategies import STRATEGY_NAMES, check_names, make_strategy
 from ls_companion.sources import read_rows
 
 TARGET_SHARE = 0.99
@@ -48,11 +48,7 @@ class SimulationConfig:
     jobs: int = 1
 
     def validate(self) -> None:
-        unknown = [s for s in self.strategies if s not in STRATEGY_NAMES]
-        if unknown:
-            raise InputError(f"unknown strategy {unknown[0]!r} (use one of {', '.join(STRATEGY_NAMES)})")
-        if self.cold_start not in COLD_START_NAMES:
-            raise InputError(f"--cold-start must be one of {', '.join(COLD_START_NAMES)}")
+        check_names(self.strategies, self.cold_start)
         if min(self.initial, self.batch, self.seeds, self.jobs) < 1 or self.rounds < 0:
             raise InputError("--initial, --batch, --seeds and --jobs must be at least 1, --rounds at least 0")
         if not 0.0 < self.test_size < 1.0 or not 0.0 <= self.random_fraction <= 1.0:

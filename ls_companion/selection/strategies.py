@@ -8,7 +8,7 @@ added by ``ls_companion.selection.plan``, not here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Protocol
 
 import numpy as np
@@ -276,4 +276,17 @@ def make_strategy(
         return HybridSampling(measure, top_m=top_m, n_groups=n_groups)
     if name == "balanced":
         return BalancedSampling(measure)
-    raise InputError(f"unknown strategy {name!r} (use one of {', '.join(STRATEGY_NAMES)})")
+    raise InputError(_unknown(name))
+
+
+def _unknown(name: str) -> str:
+    return f"unknown strategy {name!r} (use one of {', '.join(STRATEGY_NAMES)})"
+
+
+def check_names(strategies: Iterable[str], cold_start: str) -> None:
+    """Every named strategy and the cold-start strategy exist (checked before any work starts)."""
+    for name in strategies:
+        if name not in STRATEGY_NAMES:
+            raise InputError(_unknown(name))
+    if cold_start not in COLD_START_NAMES:
+        raise InputError(f"--cold-start must be one of {', '.join(COLD_START_NAMES)}")
