@@ -50,10 +50,7 @@ class Settings(BaseSettings):
     @field_validator("label_studio_url", "ml_backend_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        HttpUrl(value)  # raises a ValidationError with a clear reason
-        return value.rstrip("/")
+        return http_url(value)
 
     def require_api_key(self) -> str:
         """The API key, or a clear error when it is not set."""
@@ -72,11 +69,24 @@ class Settings(BaseSettings):
         return self.ml_backend_basic_auth_user, secret.get_secret_value() if secret else ""
 
 
+def http_url(value: str | None) -> str | None:
+    """An http(s) URL without its trailing slash; None when unset or empty (both packages' settings)."""
+    if value is None or value == "":
+        return None
+    HttpUrl(value)  # raises a ValidationError with a clear reason
+    return value.rstrip("/")
+
+
+def first_error(exc: ValidationError) -> str:
+    """``NAME: reason`` of the first invalid setting, named as its environment variable."""
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]).upper()
+    return f"{name}: {first['msg']}"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment (call once, at the entry point)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]).upper()
-        raise ConfigError(f"{name}: {first['msg']}") from None
+        raise ConfigError(first_error(exc)) from None

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ls_companion.settings import first_error, http_url
 from ml_backend.errors import ConfigurationError
 
 
@@ -85,10 +86,7 @@ class BackendSettings(BaseSettings):
     @field_validator("label_studio_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        HttpUrl(value)
-        return value.rstrip("/")
+        return http_url(value)
 
     @property
     def auth_enabled(self) -> bool:
@@ -100,6 +98,4 @@ def load_backend_settings(**overrides: object) -> BackendSettings:
     try:
         return BackendSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]).upper()
-        raise ConfigurationError(f"{name}: {first['msg']}") from None
+        raise ConfigurationError(first_error(exc)) from None
