@@ -1,18 +1,21 @@
 """TF-IDF + logistic regression for single-choice and multi-label text classification.
 
-Logistic regression is the calibrated linear model here: it is fitted on log-loss, so its
-probabilities are usable as confidences without a separate calibration step (a calibrated SVM was
-measured 1.7x slower to predict for no accuracy gain on sms_spam).
+Features are word n-grams, character n-grams within word boundaries (``char_wb``) or both side by side
+(``union``: each part l2-normalized on its own); ``class_weight="balanced"`` reweights rare classes.
+``text_candidates`` lists the fixed set of configurations a project's training run chooses from by
+cross-validation (``ls_companion.modelselect``); the first is the default when labels are too few.
 
 Prediction does not go through sklearn: ``TfidfVectorizer.transform`` and ``predict_proba`` spend
 more time on generality and input validation than on the arithmetic (about half of a 1,000-task
-batch, most of a single-task request). ``_fast_features`` recomputes exactly the fitted vectorizer's
-features (same token pattern, lowercasing, word n-grams, sublinear tf, idf and l2 norm; a unit test
-compares them) and the logits are one sparse-dense product with the fitted weights.
+batch, most of a single-task request). ``_fast_features`` recomputes exactly the fitted vectorizers'
+features (same token pattern, lowercasing, word and char_wb n-grams, sublinear tf, idf and l2 norm; a
+unit test compares them for every candidate) and the logits are sparse-dense products with the fitted
+weights, so every candidate that can win is served by the fast path.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Sequence
@@ -20,16 +23,23 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from ls_companion.modelselect import Candidate
+
 FloatArray = NDArray[np.float64]
+Features = Literal["word", "char", "union"]
 
 #: Logit used for a label that is always (or never) present in the training data.
 _CONSTANT_LOGIT = 30.0
 #: One-character words ("u", "2", "x") carry signal in short texts, so they are tokens too.
 TOKEN_PATTERN = r"(?u)\b\w+\b"
+#: Character n-gram lengths of the char and union features.
+CHAR_RANGE = (2, 5)
+#: Words whose character n-gram columns a classifier caches before starting over.
+_CACHE_WORDS = 200_000
 
 
 class TextClassifier:
@@ -43,13 +53,17 @@ class TextClassifier:
         self,
         kind: Literal["single", "multi"] = "single",
         *,
+        features: Features = "word",
         C: float = 10.0,
+        class_weight: Literal["balanced"] | None = None,
         ngram_range: tuple[int, int] = (1, 2),
         min_df: int = 1,
         max_iter: int = 2000,
     ) -> None:
         self.kind = kind
+        self.features = features
         self.C = C
+        self.class_weight = class_weight
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.max_iter = max_iter
@@ -57,48 +71,61 @@ class TextClassifier:
     def fit(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]]) -> TextClassifier:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-        self.vectorizer_ = TfidfVectorizer(
-            ngram_range=self.ngram_range,
-            sublinear_tf=True,
-            min_df=self.min_df,
-            token_pattern=TOKEN_PATTERN,
-            dtype=np.float64,
+        analyzers = {"word": ("word",), "char": ("char_wb",), "union": ("word", "char_wb")}[self.features]
+        self.vectorizers_ = tuple(
+            TfidfVectorizer(
+                analyzer=analyzer,
+                ngram_range=self.ngram_range if analyzer == "word" else CHAR_RANGE,
+                sublinear_tf=True,
+                min_df=self.min_df,
+                token_pattern=TOKEN_PATTERN if analyzer == "word" else None,
+                dtype=np.float64,
+            )
+            for analyzer in analyzers
         )
-        matrix = self.vectorizer_.fit_transform(list(texts))
+        parts = [v.fit_transform(list(texts)) for v in self.vectorizers_]
+        matrix = parts[0] if len(parts) == 1 else hstack(parts, format="csr")
         if self.kind == "single":
             self._fit_single(matrix, [str(label) for label in labels])
         else:
             self._fit_multi(matrix, [[str(v) for v in row] for row in labels])
-        self.vocabulary_ = dict(self.vectorizer_.vocabulary_)
-        self.idf_ = np.asarray(self.vectorizer_.idf_, dtype=np.float64)
+        self.vocabularies_ = tuple(dict(v.vocabulary_) for v in self.vectorizers_)
+        self.idfs_ = tuple(np.asarray(v.idf_, dtype=np.float64) for v in self.vectorizers_)
         return self
 
-    def _fit_single(self, matrix: object, labels: list[str]) -> None:
+    def _logistic(self, matrix: csr_matrix, target: object, solver: str) -> LogisticRegression:
+        # liblinear's dual form is 10-30x faster when there are fewer texts than features (usual here)
+        rows, columns = matrix.shape
+        return LogisticRegression(
+            C=self.C,
+            max_iter=self.max_iter,
+            solver=solver,
+            dual=solver == "liblinear" and rows < columns,
+            class_weight=self.class_weight,
+        ).fit(matrix, target)
+
+    def _fit_single(self, matrix: csr_matrix, labels: list[str]) -> None:
         classes = sorted(set(labels))
         if len(classes) < 2:
             raise ValueError("a single-choice classifier needs examples of at least two classes")
         # liblinear solves the binary case ~4x faster than lbfgs on sparse TF-IDF; lbfgs is multinomial.
-        solver = "liblinear" if len(classes) == 2 else "lbfgs"
-        model = LogisticRegression(C=self.C, max_iter=self.max_iter, solver=solver).fit(matrix, labels)
+        model = self._logistic(matrix, labels, "liblinear" if len(classes) == 2 else "lbfgs")
         self.classes_ = tuple(str(c) for c in model.classes_)
         self.coef_ = np.asarray(model.coef_, dtype=np.float64)
         self.intercept_ = np.asarray(model.intercept_, dtype=np.float64)
 
-    def _fit_multi(self, matrix: object, labels: list[list[str]]) -> None:
+    def _fit_multi(self, matrix: csr_matrix, labels: list[list[str]]) -> None:
         classes = sorted({v for row in labels for v in row})
         if not classes:
             raise ValueError("a multi-label classifier needs at least one labeled example")
-        n_features = len(self.vectorizer_.vocabulary_)
-        coef = np.zeros((len(classes), n_features))
+        coef = np.zeros((len(classes), sum(len(v.vocabulary_) for v in self.vectorizers_)))
         intercept = np.zeros(len(classes))
         for k, name in enumerate(classes):
             target = np.array([name in row for row in labels], dtype=np.int64)
             if target.min() == target.max():  # always or never present: a constant is the best model
                 intercept[k] = _CONSTANT_LOGIT if target[0] else -_CONSTANT_LOGIT
                 continue
-            model = LogisticRegression(C=self.C, max_iter=self.max_iter, solver="liblinear").fit(
-                matrix, target
-            )
+            model = self._logistic(matrix, target, "liblinear")
             coef[k] = model.coef_[0]
             intercept[k] = model.intercept_[0]
         self.classes_ = tuple(classes)
@@ -109,7 +136,12 @@ class TextClassifier:
         """(n_texts, n_classes): a distribution per row (single) or independent probabilities (multi)."""
         if not hasattr(self, "coef_"):
             raise ValueError("the classifier is not trained")
-        logits = np.asarray(self._fast_features(texts) @ self.coef_.T) + self.intercept_
+        logits = np.zeros((len(texts), self.coef_.shape[0])) + self.intercept_
+        offset = 0
+        for features in self._fast_features(texts):
+            width = features.shape[1]
+            logits += np.asarray(features @ self.coef_[:, offset : offset + width].T)
+            offset += width
         if self.kind == "multi":
             return _sigmoid(logits)
         if self.coef_.shape[0] == 1:  # binary: sklearn keeps one weight row for the second class
@@ -117,39 +149,94 @@ class TextClassifier:
             return np.column_stack([1.0 - positive, positive])
         return _softmax(logits)
 
-    def _fast_features(self, texts: Sequence[str]) -> csr_matrix:
-        """The fitted TfidfVectorizer's output for ``texts`` (csr, l2-normalized rows)."""
-        find = _TOKENS.findall
-        vocabulary = self.vocabulary_
-        idf = self.idf_
-        bigrams = self.ngram_range == (1, 2)
-        if self.ngram_range not in ((1, 1), (1, 2)):
-            return self.vectorizer_.transform(list(texts))
-        indptr = [0]
-        indices: list[int] = []
-        counts: list[int] = []
-        for text in texts:
-            tokens = find(text.lower())
-            if bigrams:
-                tokens += [a + " " + b for a, b in itertools.pairwise(tokens)]
-            seen: dict[int, int] = {}
-            for term in tokens:
-                j = vocabulary.get(term)
-                if j is not None:
-                    seen[j] = seen.get(j, 0) + 1
-            indices.extend(seen)
-            counts.extend(seen.values())
-            indptr.append(len(indices))
-        columns = np.array(indices, dtype=np.int64)
-        weights = (1.0 + np.log(np.array(counts, dtype=np.float64))) * idf[columns]
-        offsets = np.array(indptr, dtype=np.int64)
-        lengths = np.diff(offsets)
-        norms = np.ones(len(lengths))
-        filled = lengths > 0
-        if filled.any():  # reduceat over the non-empty rows only: an empty row has no slice of its own
-            norms[filled] = np.sqrt(np.add.reduceat(weights * weights, offsets[:-1][filled]))
-        weights /= np.repeat(norms, lengths)
-        return csr_matrix((weights, columns, offsets), shape=(len(lengths), len(idf)))
+    def _fast_features(self, texts: Sequence[str]) -> list[csr_matrix]:
+        """Each fitted TfidfVectorizer's output for ``texts`` (csr, l2-normalized rows), in order."""
+        lowered = [text.lower() for text in texts]
+        return [
+            _tfidf([self._term_ids(k, text) for text in lowered], idf) for k, idf in enumerate(self.idfs_)
+        ]
+
+    def _term_ids(self, part: int, text: str) -> list[int]:
+        """Columns of the in-vocabulary terms of ``text`` in feature part ``part``, repeated per occurrence.
+
+        A word's character n-grams do not depend on its neighbours, so they are looked up once per
+        word and cached (per process, bounded): that keeps character features about as fast as words."""
+        vectorizer, vocabulary = self.vectorizers_[part], self.vocabularies_[part]
+        low, high = vectorizer.ngram_range
+        if vectorizer.analyzer != "char_wb":
+            get = vocabulary.get
+            return [j for term in _word_ngrams(text, low, high) if (j := get(term)) is not None]
+        cache = self.__dict__.setdefault("_word_ids", {})
+        if len(cache) > _CACHE_WORDS:
+            cache.clear()
+        ids: list[int] = []
+        for word in text.split():
+            found = cache.get(word)
+            if found is None:
+                grams = _char_wb_ngrams(word, low, high)
+                found = cache[word] = [j for gram in grams if (j := vocabulary.get(gram)) is not None]
+            ids += found
+        return ids
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_word_ids"}
+
+
+def text_candidates(kind: Literal["single", "multi"] = "single") -> tuple[Candidate, ...]:
+    """The fixed configurations a training run cross-validates, the default (today's model) first.
+
+    Character n-grams catch spelling variants and obfuscation (sms spam), balanced weights rare
+    classes; C is the inverse regularisation of the logistic regression."""
+    grid: tuple[tuple[str, Features, float, Literal["balanced"] | None], ...] = (
+        ("word-C10", "word", 10.0, None),
+        ("word-balanced-C10", "word", 10.0, "balanced"),
+        ("char-balanced-C10", "char", 10.0, "balanced"),
+        ("union-balanced-C10", "union", 10.0, "balanced"),
+        ("union-balanced-C30", "union", 30.0, "balanced"),
+        ("union-balanced-C3", "union", 3.0, "balanced"),
+        ("union-C10", "union", 10.0, None),
+    )
+    return tuple(
+        Candidate(name, functools.partial(TextClassifier, kind, features=f, C=c, class_weight=w))
+        for name, f, c, w in grid
+    )
+
+
+def _word_ngrams(text: str, low: int, high: int) -> list[str]:
+    """sklearn's word analyzer on lowercased text: tokens, then their n-grams for n in [low, high]."""
+    tokens = _TOKENS.findall(text)
+    terms = list(tokens) if low == 1 else []
+    for n in range(max(low, 2), min(high, len(tokens)) + 1):
+        terms += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return terms
+
+
+def _char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
+    """sklearn's char_wb analyzer: n-grams of each space-padded word; a short word counts once."""
+    terms: list[str] = []
+    for word in text.split():
+        padded = " " + word + " "
+        size = len(padded)
+        for n in range(low, high + 1):
+            if size <= n:
+                terms.append(padded)
+                break
+            terms += [padded[i : i + n] for i in range(size - n + 1)]
+    return terms
+
+
+def _tfidf(rows: list[list[int]], idf: FloatArray) -> csr_matrix:
+    """Sublinear-tf × idf rows of the term columns ``rows``, l2-normalized, as sklearn computes them."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    columns = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(offsets[-1]))
+    matrix = csr_matrix((np.ones(len(columns)), columns, offsets), shape=(len(rows), len(idf)))
+    matrix.sum_duplicates()  # term counts per row
+    weights = (1.0 + np.log(matrix.data)) * idf[matrix.indices]
+    row_of = np.repeat(np.arange(len(rows)), np.diff(matrix.indptr))
+    norms = np.sqrt(np.bincount(row_of, weights=weights * weights, minlength=len(rows)))
+    matrix.data = weights / norms[row_of]
+    return matrix
 
 
 _TOKENS = re.compile(TOKEN_PATTERN)

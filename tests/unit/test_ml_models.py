@@ -21,7 +21,7 @@ from ml_backend.models.span_tagger import (
     spans_to_tags,
     tags_to_spans,
 )
-from ml_backend.models.text_classifier import TextClassifier
+from ml_backend.models.text_classifier import TextClassifier, text_candidates
 from ml_backend.models.tokens import tokenize
 from ml_backend.results import control_results
 from ml_backend.scoring import class_uncertainties, multi_label_uncertainties, span_uncertainties
@@ -276,12 +276,15 @@ def test_fast_features_equal_the_fitted_vectorizer() -> None:
         "win win win cash",
         "zzz unseen words",
     ]
-    model = TextClassifier("single").fit(
-        texts[:3] * 2 + ["win cash"] * 2, ["s", "h", "h", "s", "h", "h", "s", "s"]
-    )
-    fast = model._fast_features(texts).toarray()
-    np.testing.assert_allclose(fast, model.vectorizer_.transform(texts).toarray(), atol=1e-12)
-    assert (fast[3] == 0).all() and (fast[6] == 0).all()
+    for candidate in text_candidates():
+        model = candidate.make().fit(
+            texts[:3] * 2 + ["win cash"] * 2, ["s", "h", "h", "s", "h", "h", "s", "s"]
+        )
+        assert isinstance(model, TextClassifier)
+        for _ in range(2):  # the second pass reads the character n-grams of each word from the cache
+            for fast, vectorizer in zip(model._fast_features(texts), model.vectorizers_, strict=True):
+                np.testing.assert_allclose(fast.toarray(), vectorizer.transform(texts).toarray(), atol=1e-12)
+                assert (fast[3].toarray() == 0).all()
 
 
 def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
