@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol, Self
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
+from scipy.special import expit, softmax
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -100,12 +101,12 @@ class Calibrator:
         if self.method == "none":
             return np.asarray(proba, dtype=np.float64)
         if self.method == "temperature":
-            logits = np.log(p) / self.temperature
-            return _softmax(logits)
+            scaled: FloatArray = softmax(np.log(p) / self.temperature, axis=1)
+            return scaled
         columns = _columns(p)
         if self.method == "platt":
             z = _logit(p[:, columns]) * self.platt[:, 0] + self.platt[:, 1]
-            fitted = 1.0 / (1.0 + np.exp(-z))
+            fitted = expit(z)
         else:
             fitted = np.column_stack(
                 [np.interp(p[:, c], x, y) for c, (x, y) in zip(columns, self.isotonic, strict=True)]
@@ -129,7 +130,7 @@ def fit_calibrator(method: Method, proba: FloatArray, y: NDArray[np.int64]) -> C
         rows = np.arange(len(y))
 
         def nll(log_t: float) -> float:
-            q = _softmax(logp / np.exp(log_t))
+            q = softmax(logp / np.exp(log_t), axis=1)
             return float(-np.log(np.clip(q[rows, y], _EPS, 1.0)).mean())
 
         best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
@@ -374,12 +375,6 @@ def _log_loss(proba: FloatArray, y: NDArray[np.int64]) -> float:
 def _logit(p: FloatArray) -> FloatArray:
     q = np.clip(p, _EPS, 1.0 - _EPS)
     result: FloatArray = np.log(q / (1.0 - q))
-    return result
-
-
-def _softmax(values: FloatArray) -> FloatArray:
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    result: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
     return result
 
 

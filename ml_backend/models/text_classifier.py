@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix, hstack
+from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -143,11 +144,13 @@ class TextClassifier:
             logits += np.asarray(features @ self.coef_[:, offset : offset + width].T)
             offset += width
         if self.kind == "multi":
-            return _sigmoid(logits)
-        if self.coef_.shape[0] == 1:  # binary: sklearn keeps one weight row for the second class
-            positive = _sigmoid(logits[:, 0])
-            return np.column_stack([1.0 - positive, positive])
-        return _softmax(logits)
+            proba: FloatArray = expit(logits)
+        elif self.coef_.shape[0] == 1:  # binary: sklearn keeps one weight row for the second class
+            positive = expit(logits[:, 0])
+            proba = np.column_stack([1.0 - positive, positive])
+        else:
+            proba = softmax(logits, axis=1)
+        return proba
 
     def _fast_features(self, texts: Sequence[str]) -> list[csr_matrix]:
         """Each fitted TfidfVectorizer's output for ``texts`` (csr, l2-normalized rows), in order."""
@@ -240,14 +243,3 @@ def _tfidf(rows: list[list[int]], idf: FloatArray) -> csr_matrix:
 
 
 _TOKENS = re.compile(TOKEN_PATTERN)
-
-
-def _sigmoid(values: FloatArray) -> FloatArray:
-    result: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(values, -500, 500)))
-    return result
-
-
-def _softmax(values: FloatArray) -> FloatArray:
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    result: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
-    return result
