@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,13 @@ JSON = dict[str, Any]
 
 ANNOTATION_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"})
 TRAIN_ACTION = "START_TRAINING"
+
+#: A project id in a string: ASCII digits (at most 18, so any 64-bit id fits), alone or before Label
+#: Studio's ``.TIMESTAMP``. ``str.isdigit`` would take "²", which ``int`` refuses. Applied with
+#: ``re.search``, as JSON Schema applies the same ``pattern`` in the OpenAPI document.
+PROJECT_ID_PATTERN = r"^([0-9]{1,18})(\.|$)"
+MAX_PROJECT_ID = 10**18 - 1
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 
 
 def parse_json(body: bytes) -> JSON:
@@ -35,19 +43,14 @@ def _require(payload: Mapping[str, Any], key: str, path: str) -> Any:
 
 def project_id_of(value: Any, path: str) -> int:
     """A project id from an int, a digit string, or Label Studio's ``"ID.TIMESTAMP"`` project uid."""
-    if isinstance(value, bool):
-        raise InvalidRequest("expected a project id", field=path)
-    if isinstance(value, int):
-        project = value
-    elif isinstance(value, str) and value.split(".", 1)[0].isdigit():
-        project = int(value.split(".", 1)[0])
-    else:
-        raise InvalidRequest(
-            f"expected a project id like 12 or '12.1700000000', got {value!r:.40}", field=path
-        )
-    if project < 0:
-        raise InvalidRequest("a project id cannot be negative", field=path)
-    return project
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PROJECT_ID:
+        return value
+    if isinstance(value, str) and (match := _PROJECT_ID.search(value)):
+        return int(match.group(1))
+    raise InvalidRequest(
+        f"expected a project id (0 to {MAX_PROJECT_ID}) like 12 or '12.1700000000', got {value!r:.40}",
+        field=path,
+    )
 
 
 def _tasks(payload: Mapping[str, Any], *, require_id: bool, limit: int | None) -> list[JSON]:

@@ -128,6 +128,20 @@ def test_bad_requests_get_4xx_json_with_the_field(
     assert "Traceback" not in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("project", ["²", "1²", "١٢", "9" * 19, 10**18, -1, True, 1.0, "", ".5"])
+def test_project_ids_that_are_not_ascii_digits_get_422_not_500(client: FlaskClient, project: Any) -> None:
+    response = client.post("/setup", json={"project": project, "schema": CONFIG})
+    assert response.status_code == 422 and response.json["field"] == "project"  # type: ignore[index]
+
+
+def test_project_ids_take_digits_and_label_studios_uid(client: FlaskClient) -> None:
+    for project in (7, "7", "7.1764300000", "7.", 10**18 - 1):
+        response = client.post("/setup", json={"project": project, "schema": CONFIG})
+        assert response.status_code == 200 and response.json["model_version"] == "untrained"  # type: ignore[index]
+    assert client.get("/versions?project=7").json["project"] == 7  # type: ignore[index]
+    assert client.get("/versions?project=%C2%B2").json["field"] == "project"  # type: ignore[index]
+
+
 def test_score_rejects_oversize_bodies_and_batches(tmp_path: Path) -> None:
     client, _ = make_client(tmp_path, max_body_bytes=2048, max_score_items=3)
     big = client.post("/score", json={"project": 1, "tasks": [{"id": 1, "data": {"text": "x" * 4000}}]})
