@@ -29,9 +29,9 @@ from sklearn.svm import LinearSVC
 
 from bench import SHARED_DATASETS as DATASETS
 from bench import WORD_CLUSTERS
+from ls_companion.textclassifier import TextClassifier
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
-from ml_backend.models.text_classifier import TextClassifier
 from ml_backend.models.word_clusters import WordClusters
 
 Doc = tuple[str, list[tuple[int, int, str]]]

@@ -31,9 +31,9 @@ from sklearn.linear_model import LogisticRegression
 
 from bench import SHARED_DATASETS as DATASETS
 from ls_companion.localserver import free_port, wait_for_health
+from ls_companion.textclassifier import TextClassifier
 from ml_backend.labelconfig import parse_label_config
 from ml_backend.models.bundle import ModelBundle, TrainedControl
-from ml_backend.models.text_classifier import TextClassifier
 from ml_backend.predictor import predict_tasks
 from ml_backend.store import ModelStore
 from tests.harness.ml_backend import start_ml_backend

@@ -17,6 +17,9 @@ API (pure: numpy/scipy/sklearn only, no HTTP; the ML backend imports it):
   ``oof_proba`` (the winner's calibrated, cross-fitted OOF probabilities, ``(n, k)`` in ``classes``
   order, or ``None`` when there were too few labels to cross-validate), ``ece`` (of ``oof_proba``),
   ``predict_proba(X)`` (the refitted winner, calibrated) and ``metadata()`` (JSON-able).
+- ``SelectedModel(candidates, *, seed, budget_seconds, max_search)``: the same as an estimator whose
+  ``fit`` runs ``select_model`` (``selection_``) and whose ``predict_proba`` is the selection's; the
+  candidates' ``make`` must be picklable (``functools.partial``, not a lambda) for it to be stored.
 - ``expected_calibration_error(proba, y, bins=10)``: top-label ECE, the one every module imports.
 
 Too few labels to cross-validate (fewer than ``MIN_CV_LABELS`` or fewer than two classes with two
@@ -193,6 +196,40 @@ class Selection:
             "seconds": round(self.seconds, 3),
             "candidates": [s.as_json() for s in self.scores],
         }
+
+
+class SelectedModel:
+    """An estimator that selects and calibrates a candidate at every ``fit`` (sklearn conventions)."""
+
+    def __init__(
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        seed: int = 0,
+        budget_seconds: float = 20.0,
+        max_search: int = 3000,
+    ) -> None:
+        self.candidates = tuple(candidates)
+        self.seed = seed
+        self.budget_seconds = budget_seconds
+        self.max_search = max_search
+
+    def fit(self, inputs: Any, labels: Sequence[Any]) -> Self:
+        self.selection_ = select_model(
+            self.candidates,
+            inputs,
+            labels,
+            seed=self.seed,
+            budget_seconds=self.budget_seconds,
+            max_search=self.max_search,
+        )
+        self.classes_ = self.selection_.classes
+        return self
+
+    def predict_proba(self, inputs: Any) -> FloatArray:
+        if not hasattr(self, "selection_"):
+            raise ValueError("the model is not trained")
+        return self.selection_.predict_proba(inputs)
 
 
 def expected_calibration_error(proba: Any, y: Any, bins: int = 10) -> float:

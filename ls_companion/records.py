@@ -138,6 +138,7 @@ class MLBackend:
     state: str = ""
     model_version: str = ""
     timeout: float | None = None
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> MLBackend:
@@ -152,6 +153,7 @@ class MLBackend:
             state=str(raw.get("state") or ""),
             model_version=str(raw.get("model_version") or ""),
             timeout=float(raw["timeout"]) if raw.get("timeout") is not None else None,
+            extra_params=dict(raw.get("extra_params") or {}),
         )
 
 

@@ -30,13 +30,16 @@ def _round(values: FloatArray) -> list[float]:
 
 
 def predict_tasks(
-    loaded: LoadedModel, config: ParsedConfig, tasks: Sequence[Mapping[str, Any]]
+    loaded: LoadedModel, config: ParsedConfig, tasks: Sequence[Mapping[str, Any]], *, min_score: float = 0.0
 ) -> list[list[JSON]]:
     """Label Studio's ``results``: per task, ``[]`` or ``[prediction]`` (positional, as LS matches them).
 
     The uncertainty triple is not part of a prediction: LS keeps only result, score and model_version
-    (``/score`` has the triple).
+    (``/score`` has the triple). A task whose score is below the project's minimum (the version's
+    ``min_score`` metadata, else ``min_score``) gets ``[]``: no guess to anchor its annotator.
     """
+    project_minimum = loaded.metadata.get("min_score")
+    threshold = min_score if project_minimum is None else float(project_minimum)
     served = [
         (spec, trained) for spec in config.controls if (trained := loaded.bundle.serving(spec)) is not None
     ]
@@ -63,7 +66,7 @@ def predict_tasks(
     version = loaded.version
     scores = np.round(1.0 - doubt, 6).tolist()
     return [
-        [{"result": result, "score": score, "model_version": version}] if score <= 1.0 else []
+        [{"result": result, "score": score, "model_version": version}] if threshold <= score <= 1.0 else []
         for result, score in zip(results, scores, strict=True)
     ]
 

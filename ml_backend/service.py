@@ -103,7 +103,7 @@ class BackendService:
         loaded = self.store.current(request.project_id)
         if loaded is None:  # one empty list per task: LS stores nothing and logs no error
             return {"results": [[] for _ in request.tasks], "model_version": UNTRAINED}
-        results = predict_tasks(loaded, config, request.tasks)
+        results = predict_tasks(loaded, config, request.tasks, min_score=self.settings.min_score)
         self.metrics.inc("ml_backend_predictions_total", sum(len(r) for r in results))
         return {"results": results, "model_version": loaded.version}
 

@@ -63,6 +63,18 @@ class BackendSettings(BaseSettings):
         ge=0,
         description="After training, push predictions of the new version for up to this many unlabeled tasks.",
     )
+    selection_budget_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a training run may spend cross-validating candidate models per control.",
+    )
+    min_score: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Default minimum score of a pre-label (a project's `ml_backend.min_score` overrides it): "
+        "below it /predict returns no prediction for the task; /score still scores it.",
+    )
     word_clusters: Path | None = Field(
         None,
         description="Word-cluster file (`ml-backend word-clusters`) whose clusters the NER tagger uses as features.",

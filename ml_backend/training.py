@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from ls_companion.modelselect import SelectedModel
 from ml_backend.dataset import Consensus, Example, examples, is_labeled, majority_consensus
 from ml_backend.errors import BackendError, TrainingError
 from ml_backend.evaluation import multi_metrics, single_metrics, span_metrics
 from ml_backend.labelconfig import ControlSpec, ParsedConfig, parse_label_config
-from ml_backend.models.bundle import ModelBundle, TrainedControl, new_model
+from ml_backend.models.bundle import Model, ModelBundle, TrainedControl, new_model
 from ml_backend.models.span_tagger import SpanTagger
-from ml_backend.models.text_classifier import TextClassifier
 from ml_backend.models.word_clusters import WordClusters
 from ml_backend.predictor import predict_tasks
 from ml_backend.results import MULTI_LABEL_THRESHOLD
@@ -44,7 +44,7 @@ from ml_backend.store import LoadedModel, ModelStore, is_version
 
 if TYPE_CHECKING:
     from ls_companion.client import LabelStudioClient
-    from ls_companion.records import Project, Task
+    from ls_companion.records import MLBackend, Project, Task
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +66,22 @@ def fit_control(
     min_examples: int = 4,
     holdout_fraction: float = 0.2,
     word_clusters: WordClusters | None = None,
+    selection_budget: float = 20.0,
 ) -> FittedControl:
     """Fit one control on its examples; measure it on a holdout first when there are enough examples.
 
-    ``word_clusters`` feed the span tagger (text classifiers do not use them)."""
+    ``word_clusters`` feed the span tagger (text classifiers do not use them). A single-choice
+    control selects its model on the examples (for the holdout probe: on the training part only), and
+    the report's ``model`` names the chosen candidate with every candidate's CV scores."""
     if len(items) < min_examples:
         raise TrainingError(f"{spec.name}: {len(items)} labeled examples, {min_examples} needed")
     _check_targets(spec, items)
     holdout = None
     train_part, test_part = _split(spec, items, holdout_fraction)
     if test_part:
-        probe = _fit(spec, train_part, word_clusters)
+        probe = _fit(spec, train_part, word_clusters, selection_budget)
         holdout = {"size": len(test_part), **_evaluate(spec, probe, test_part)}
-    model = _fit(spec, items, word_clusters)
+    model = _fit(spec, items, word_clusters, selection_budget)
     report: dict[str, Any] = {
         "kind": spec.kind,
         "classes": list(model.classes_),
@@ -90,6 +93,8 @@ def fit_control(
             "words": len(model.word_clusters),
             "sizes": list(model.word_clusters.sizes),
         }
+    if isinstance(model, SelectedModel):
+        report["model"] = model.selection_.metadata()
     return FittedControl(TrainedControl(spec, model), report)
 
 
@@ -123,9 +128,9 @@ def _split(
 
 
 def _fit(
-    spec: ControlSpec, items: Sequence[Example], word_clusters: WordClusters | None
-) -> TextClassifier | SpanTagger:
-    model = new_model(spec, word_clusters=word_clusters)
+    spec: ControlSpec, items: Sequence[Example], word_clusters: WordClusters | None, selection_budget: float
+) -> Model:
+    model = new_model(spec, word_clusters=word_clusters, selection_budget=selection_budget)
     texts = [e.text for e in items]
     targets: list[Any] = [e.target for e in items]
     try:
@@ -134,9 +139,7 @@ def _fit(
         raise TrainingError(f"{spec.name}: {exc}") from None
 
 
-def _evaluate(
-    spec: ControlSpec, model: TextClassifier | SpanTagger, items: Sequence[Example]
-) -> dict[str, float]:
+def _evaluate(spec: ControlSpec, model: Model, items: Sequence[Example]) -> dict[str, float]:
     texts = [e.text for e in items]
     if isinstance(model, SpanTagger):
         found = [[(s.start, s.end, s.label) for s in tagged.spans] for tagged in model.predict(texts)]
@@ -149,6 +152,15 @@ def _evaluate(
         return multi_metrics([list(e.target) for e in items], chosen, spec.classes)  # type: ignore[arg-type]
     predicted = [model.classes_[k] for k in probabilities.argmax(axis=1)]
     return single_metrics([str(e.target) for e in items], predicted)
+
+
+def project_min_score(backends: Sequence[MLBackend]) -> float | None:
+    """The project's ``min_score`` (bootstrap's ``ml_backend.min_score``, in a backend's extra_params)."""
+    for backend in backends:
+        value = backend.extra_params.get("min_score")
+        if isinstance(value, int | float) and 0 <= value <= 1:
+            return float(value)
+    return None
 
 
 def library_versions() -> dict[str, str]:
@@ -228,6 +240,7 @@ class Trainer:
                 reasons = "; ".join(f"{u.name}: {u.reason}" for u in config.unsupported)
                 raise TrainingError(f"the project's config has no control this backend serves ({reasons})")
             tasks = list(client.list_tasks(project_id, data=True, annotations=True))
+            backends = client.list_ml_backends(project_id)
             bundle, reports, skipped = self._fit_all(config, tasks)
             before = set(self.store.version_names(project_id))
             info = self.store.publish(
@@ -235,6 +248,7 @@ class Trainer:
                 bundle,
                 {
                     "label_config_hash": config.config_hash,
+                    "min_score": project_min_score(backends),
                     "controls": reports,
                     "skipped_controls": skipped,
                     "libraries": library_versions(),
@@ -248,7 +262,7 @@ class Trainer:
             )
             loaded = LoadedModel(project_id, info["version"], bundle, info)
             removed = sorted(before - set(self.store.version_names(project_id)))
-            synced = self._sync_label_studio(client, project, config, loaded, tasks, removed)
+            synced = self._sync_label_studio(client, project, config, loaded, tasks, removed, backends)
         finally:
             client.close()
         return {"status": "published", "version": info["version"], "controls": reports, **synced}
@@ -268,6 +282,7 @@ class Trainer:
                     min_examples=self.settings.min_training_examples,
                     holdout_fraction=self.settings.holdout_fraction,
                     word_clusters=self.word_clusters() if spec.kind == "spans" else None,
+                    selection_budget=self.settings.selection_budget_seconds,
                 )
             except TrainingError as exc:
                 skipped[spec.name] = exc.detail
@@ -286,12 +301,18 @@ class Trainer:
         loaded: LoadedModel,
         tasks: Sequence[Task],
         removed_versions: Sequence[str],
+        backends: Sequence[MLBackend],
     ) -> dict[str, Any]:
         report: dict[str, Any] = {"predictions_pushed": 0, "project_model_version": project.model_version}
         limit = self.settings.predict_after_training
         if limit:
             todo = [t for t in tasks if not is_labeled(t)][:limit]
-            predictions = predict_tasks(loaded, config, [{"id": t.id, "data": t.data} for t in todo])
+            predictions = predict_tasks(
+                loaded,
+                config,
+                [{"id": t.id, "data": t.data} for t in todo],
+                min_score=self.settings.min_score,
+            )
             rows = [
                 {
                     "task": t.id,
@@ -306,7 +327,7 @@ class Trainer:
         # LS accepts a project model_version only if predictions of it exist (or a backend has it as
         # its title): with nothing left unlabeled to predict, the pointer stays where it is.
         moving = self.settings.sync_project_model_version and report["predictions_pushed"] > 0
-        if moving and self._may_move(client, project):
+        if moving and self._may_move(project, backends):
             self._point_project_at(client, project, loaded.version, report)
         for version in removed_versions:
             if version != report["project_model_version"]:
@@ -329,12 +350,12 @@ class Trainer:
         report["project_model_version"] = version
 
     @staticmethod
-    def _may_move(client: LabelStudioClient, project: Project) -> bool:
+    def _may_move(project: Project, backends: Sequence[MLBackend]) -> bool:
         """Move the project's model_version only from nothing, one of our versions, or a backend's title."""
         current = project.model_version
         if not current or is_version(current):
             return True
-        return any(b.title == current for b in client.list_ml_backends(project.id))
+        return any(b.title == current for b in backends)
 
 
 def train_in_subprocess(

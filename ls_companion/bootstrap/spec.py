@@ -59,6 +59,9 @@ class MLBackendSpec(_Section):
     interactive: bool = False
     webhook: bool = True
     timeout: float | None = Field(None, gt=0)
+    min_score: float | None = Field(
+        None, ge=0, le=1, description="No pre-label below this score (kept in the backend's extra_params)."
+    )
 
 
 class WebhookSpec(_Section):
@@ -219,6 +222,8 @@ def resolve_backend(spec: MLBackendSpec, settings: Settings) -> BackendTarget:
     fields: dict[str, Any] = {"title": spec.title, "is_interactive": spec.interactive, "auth_method": "NONE"}
     if spec.timeout is not None:
         fields["timeout"] = spec.timeout
+    if spec.min_score is not None:
+        fields["extra_params"] = {"min_score": spec.min_score}
     password = None
     headers: dict[str, str] = {}
     if spec.auth == "basic":

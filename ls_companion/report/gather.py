@@ -199,6 +199,7 @@ def models_section(body: Mapping[str, Any], url: str | None) -> dict[str, Any]:
                         "kind": control.get("kind"),
                         "training_size": control.get("training_size"),
                         "holdout": control.get("holdout"),
+                        "model": control.get("model"),
                     }
                     for name, control in (detail.get("controls") or {}).items()
                 },

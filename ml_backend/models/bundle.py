@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ls_companion.modelselect import SelectedModel
+from ls_companion.textclassifier import TextClassifier, text_candidates
 from ml_backend.labelconfig import ControlSpec
 from ml_backend.models.span_tagger import SpanTagger, TaggedText
-from ml_backend.models.text_classifier import TextClassifier
 from ml_backend.models.word_clusters import WordClusters
 
-Model = TextClassifier | SpanTagger
+Model = TextClassifier | SpanTagger | SelectedModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,15 @@ class ModelBundle:
         return next(iter(self.controls.values()))
 
 
-def new_model(spec: ControlSpec, *, word_clusters: WordClusters | None = None) -> Model:
-    """The untrained model for a control kind (``word_clusters`` feed the span tagger)."""
+def new_model(
+    spec: ControlSpec, *, word_clusters: WordClusters | None = None, selection_budget: float = 20.0
+) -> Model:
+    """The untrained model for a control kind (``word_clusters`` feed the span tagger).
+
+    A single-choice control gets the text candidate its project's annotations select, calibrated
+    (``ls_companion.modelselect``); ``selection_budget`` bounds the search in seconds."""
     if spec.kind == "spans":
         return SpanTagger(word_clusters=word_clusters)
+    if spec.kind == "single":
+        return SelectedModel(text_candidates("single"), budget_seconds=selection_budget)
     return TextClassifier(spec.kind)

@@ -9,6 +9,7 @@ import pytest
 from label_studio_sdk.label_interface.interface import LabelInterface
 
 from ls_companion.records import Annotation, Task
+from ls_companion.textclassifier import TextClassifier, text_candidates
 from ml_backend.dataset import examples, majority_consensus, task_target
 from ml_backend.errors import InvalidLabelConfig
 from ml_backend.labelconfig import ControlSpec, parse_label_config
@@ -21,7 +22,6 @@ from ml_backend.models.span_tagger import (
     spans_to_tags,
     tags_to_spans,
 )
-from ml_backend.models.text_classifier import TextClassifier, text_candidates
 from ml_backend.models.tokens import tokenize
 from ml_backend.results import control_results
 from ml_backend.scoring import class_uncertainties, multi_label_uncertainties, span_uncertainties
@@ -299,8 +299,16 @@ def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
     fitted = fit_control(SINGLE, items)
     assert fitted.report["training_size"] == 40
     assert fitted.report["holdout"] == {"size": 8, "accuracy": 1.0, "macro_f1": 1.0}
+    model = fitted.report["model"]  # the version's metadata names the chosen candidate and its CV scores
+    names = [c.name for c in text_candidates()]
+    assert model["chosen"] in names and model["folds"] == 5
+    assert [c["name"] for c in model["candidates"]] == names[: len(model["candidates"])]
+    chosen = next(c for c in model["candidates"] if c["name"] == model["chosen"])
+    assert chosen["macro_f1"] == 1.0 and chosen["log_loss"] < 0.7
+    assert model["calibration"]["method"] in {"none", "temperature", "platt", "isotonic"}
     small = fit_control(SINGLE, items[:6])
     assert small.report["holdout"] is None  # fewer than 20 examples: all of them train the model
+    assert small.report["model"]["chosen"] == names[0] and small.report["model"]["candidates"] == []
     with pytest.raises(TrainingError, match="4 needed"):
         fit_control(SINGLE, items[:3])
     with pytest.raises(TrainingError, match="two classes"):
@@ -330,3 +338,43 @@ def test_multi_label_predictions_are_valid_for_the_config() -> None:
     assert prediction["result"][0]["value"]["choices"] == ["Insult", "Toxic"]
     assert LabelInterface(config_xml).validate_prediction(prediction)  # type: ignore[no-untyped-call]
     assert second[0]["result"] == [] and 0 < second[0]["score"] <= 1
+
+
+def test_predictions_below_the_minimum_score_are_withheld() -> None:
+    from ls_companion.records import MLBackend
+    from ml_backend.dataset import Example
+    from ml_backend.models.bundle import ModelBundle
+    from ml_backend.predictor import Scorer, predict_tasks
+    from ml_backend.store import LoadedModel
+    from ml_backend.training import fit_control, project_min_score
+
+    items = [
+        Example(k, ("cheap prize" if k % 2 else "lunch plan") + f" {k}", ("spam", "ham")[k % 2 == 0])
+        for k in range(30)
+    ]
+    bundle = ModelBundle({"label": fit_control(SINGLE, items).trained})
+    config = parse_label_config(
+        '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+        '<Choice value="ham"/><Choice value="spam"/></Choices></View>'
+    )
+    tasks = [{"data": {"text": "cheap prize now"}}, {"data": {"text": "prize lunch"}}]
+    version = "20260101T000000.000000Z"
+    everything = predict_tasks(LoadedModel(1, version, bundle, {}), config, tasks)
+    sure, unsure = (p[0]["score"] for p in everything)
+    assert sure > unsure
+    cut = (sure + unsure) / 2
+    strict = LoadedModel(1, version, bundle, {"min_score": cut})
+    kept, withheld = predict_tasks(strict, config, tasks)
+    assert kept == everything[0] and withheld == []
+    # The backend's default applies only when the project sets no minimum of its own.
+    assert (
+        predict_tasks(LoadedModel(1, version, bundle, {"min_score": None}), config, tasks, min_score=cut)[1]
+        == []
+    )
+    assert predict_tasks(LoadedModel(1, version, bundle, {"min_score": 0.0}), config, tasks, min_score=cut)[1]
+    # /score still scores the withheld task.
+    scored = Scorer(strict).score_texts([t["data"]["text"] for t in tasks])
+    assert scored.score[1] == pytest.approx(unsure, abs=1e-6)
+    backend = MLBackend(1, 1, "http://b", extra_params={"min_score": 0.8})
+    assert project_min_score([MLBackend(2, 1, "http://a"), backend]) == 0.8
+    assert project_min_score([MLBackend(2, 1, "http://a", extra_params={"min_score": "high"})]) is None

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ls_companion.textclassifier import TextClassifier
 from ml_backend.errors import ModelFileError
 from ml_backend.labelconfig import ControlSpec
 from ml_backend.models.bundle import ModelBundle, TrainedControl
-from ml_backend.models.text_classifier import TextClassifier
 from ml_backend.service import load_scorer, score_items
 from ml_backend.store import ModelStore, is_version
 

@@ -111,7 +111,13 @@ VERSIONS_BODY = {
     "details": [  # newest first, as GET /versions answers
         {"version": "20261128T050000.000000Z", "created_at": "2026-11-28T05:00:00+00:00",
          "controls": {"label": {"kind": "single", "training_size": 100,
-                                "holdout": {"size": 20, "accuracy": 0.9, "macro_f1": 0.88}}},
+                                "holdout": {"size": 20, "accuracy": 0.9, "macro_f1": 0.88},
+                                "model": {"chosen": "union-balanced-C10", "calibration": {"method": "platt"},
+                                          "cv_ece": 0.0128, "folds": 5,
+                                          "candidates": [{"name": "word-C10", "log_loss": 0.19, "macro_f1": 0.77,
+                                                          "accuracy": 0.91},
+                                                         {"name": "union-balanced-C10", "log_loss": 0.13,
+                                                          "macro_f1": 0.93, "accuracy": 0.97}]}}},
          "training": {"annotated_tasks": 100}},
         {"version": "20261128T040000.000000Z", "created_at": "2026-11-28T04:00:00+00:00",
          "controls": {"label": {"kind": "single", "training_size": 40,
@@ -235,6 +241,10 @@ def test_models_oldest_first_and_absent_or_failing_backends() -> None:
     assert models["available"] and models["latest"] == "20261128T050000.000000Z"
     assert [v["controls"]["label"]["training_size"] for v in models["versions"]] == [40, 100]
     assert [v["latest"] for v in models["versions"]] == [False, True]
+    assert [(v["controls"]["label"]["model"] or {}).get("chosen") for v in models["versions"]] == [
+        None,
+        "union-balanced-C10",
+    ]
     assert fetch_models(None, 7) == {**models, "available": False, "reason": NO_BACKEND, "backend_url": None,
                                      "latest": None, "versions": []}  # fmt: skip
     with socket.socket() as probe:  # a port nobody listens on
@@ -310,6 +320,8 @@ def test_saved_report_files_and_self_contained_page(payload: dict[str, Any], tmp
     assert "Spam &lt;b&gt;check&lt;/b&gt;" in html  # autoescaped
     assert "ann@example.com" in html and f"<b>{payload['agreement']['alpha_interpretation']}</b>" in html
     assert "20261128T050000.000000Z (latest)" in html
+    assert "union-balanced-C10 · calibration platt · CV ECE 0.013" in html
+    assert "word-C10: macro-F1 0.770, log-loss 0.190, accuracy 0.910" in html
 
 
 def test_unwritable_folder_is_an_input_error(payload: dict[str, Any], tmp_path: Path) -> None:
