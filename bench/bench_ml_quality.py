@@ -1,5 +1,12 @@
 """Model quality of the ML backend's models on the shared datasets (printed figures, not a test).
 
+- Learning curves of single-choice text classification (accuracy, macro-F1, ECE at 50, 100, 300 and
+  1,000 labels, mean of 5 seeds) on sms_spam, snow2008_rte (text + hypothesis), WNUT-17 "has an
+  entity" and a balanced sentiment set from the demo corpus generator: the backend's selected,
+  calibrated model against, in the same run, the reference backend's model (TF-IDF 1-3-grams +
+  LogisticRegression C=10) and every candidate fixed in advance. Each seed draws a stratified training
+  sample from the pool; the test set (30 %, at most 2,000) is fixed per dataset.
+
 - sms_spam: stratified 5-fold CV (shuffled, seed 0) of the backend's single-choice classifier, against
   a plain TF-IDF + LinearSVC measured in the same run (the datasets README's reference setup).
 - WNUT-17: the backend's span tagger trained on train, entity-level exact-match F1 on test (and dev),
@@ -9,8 +16,9 @@
   clusters of GloVe 6B 100-d vectors as features.
   Texts are the CoNLL tokens joined by spaces and entities are character spans, as Label Studio has them.
 
-Run: ``.venv/bin/python -m bench.bench_ml_quality [--with-dev]`` (``--with-dev`` also trains on
-train+dev, which the shared-task systems were allowed to do).
+Run: ``.venv/bin/python -m bench.bench_ml_quality [--with-dev] [--curves-only] [--seeds 5]
+[--sizes 50,100,300,1000] [--datasets sms,rte,wnut_entity,reviews]`` (``--with-dev`` also trains the
+tagger on train+dev, which the shared-task systems were allowed to do).
 """
 
 from __future__ import annotations
@@ -19,17 +27,24 @@ import csv
 import re
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from bench import SHARED_DATASETS as DATASETS
 from bench import WORD_CLUSTERS
-from ls_companion.textclassifier import TextClassifier
+from bench.bench_al_efficiency import wnut_entity_dataset
+from ls_companion.demo import corpus
+from ls_companion.modelselect import SelectedModel, expected_calibration_error
+from ls_companion.textclassifier import TextClassifier, text_candidates
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
 from ml_backend.models.word_clusters import WordClusters
@@ -171,9 +186,115 @@ def wnut(with_dev: bool) -> None:
     print("  reference (shared task 2017, test F1): UH-RiTUAL 41.86 ... Drexel-CCI 26.30; target >= 30")
 
 
+def load_rte() -> tuple[list[str], list[str]]:
+    folder = DATASETS / "snow2008_rte"
+    with (folder / "gold.csv").open(newline="", encoding="utf-8") as handle:
+        gold = {r["item"]: r["label"] for r in csv.DictReader(handle)}
+    with (folder / "items.csv").open(newline="", encoding="utf-8") as handle:
+        items = list(csv.DictReader(handle))
+    return [f"{r['text']} || {r['hypothesis']}" for r in items], [gold[r["item"]] for r in items]
+
+
+def load_reviews(per_class: int = 1000) -> tuple[list[str], list[str]]:
+    """A balanced sentiment set: the demo's generator at a larger size, ``per_class`` reviews a label."""
+    reviews = corpus.generate(size=5000, seed=11)
+    kept = [r for label in corpus.LABELS for r in [r for r in reviews if r.label == label][:per_class]]
+    return [r.text for r in kept], [r.label for r in kept]
+
+
+def load_wnut_entity() -> tuple[list[str], list[str]]:
+    data = wnut_entity_dataset()
+    return list(data.texts), list(data.labels)
+
+
+CURVE_DATASETS: dict[str, Callable[[], tuple[list[str], list[str]]]] = {
+    "sms": lambda: (load_sms()[0], [str(v) for v in load_sms()[1]]),
+    "rte": load_rte,
+    "wnut_entity": load_wnut_entity,
+    "reviews": load_reviews,
+}
+
+
+def reference_model() -> Pipeline:
+    """The reference backend's model (its sklearn example): TF-IDF 1-3-grams + LogisticRegression C=10."""
+    return Pipeline(
+        [("tfidf", TfidfVectorizer(ngram_range=(1, 3))), ("lr", LogisticRegression(C=10, max_iter=1000))]
+    )
+
+
+def _metrics(model: Any, texts: list[str], truth: NDArray[np.object_]) -> tuple[float, float, float]:
+    proba = np.asarray(model.predict_proba(texts), dtype=np.float64)
+    classes = np.array([str(c) for c in model.classes_], dtype=object)
+    index = np.array([list(classes).index(t) for t in truth])
+    predicted = classes[proba.argmax(axis=1)]
+    return (
+        float(accuracy_score(truth, predicted)),
+        float(f1_score(truth, predicted, average="macro")),
+        expected_calibration_error(proba, index),
+    )
+
+
+def curves(names: list[str], sizes: list[int], seeds: int) -> None:
+    print(f"\nLearning curves: accuracy / macro-F1 / ECE (10 bins), mean of {seeds} seeds")
+    for name in names:
+        texts, labels = CURVE_DATASETS[name]()
+        y = np.array(labels, dtype=object)
+        pool, test = train_test_split(
+            np.arange(len(y)), test_size=min(0.3, 2000 / len(y)), random_state=0, stratify=y
+        )
+        test_texts = [texts[i] for i in test]
+        counts = {c: int((y == c).sum()) for c in sorted(set(labels))}
+        print(f"\n## {name}: {len(y)} texts {counts}, pool {len(pool)}, test {len(test)}")
+        fixed = [(c.name, c.make) for c in text_candidates()]
+        models: list[tuple[str, Callable[[], Any]]] = [("reference 1-3g C=10", reference_model), *fixed]
+        models.append(("ours: selected + calibrated", lambda: SelectedModel(text_candidates())))
+        table: dict[str, dict[int, tuple[float, float, float]]] = {m: {} for m, _ in models}
+        seconds: dict[int, float] = {}
+        for n in [n for n in sizes if n < len(pool)]:
+            scores: dict[str, list[tuple[float, float, float]]] = {m: [] for m, _ in models}
+            for seed in range(seeds):
+                train, _ = train_test_split(pool, train_size=n, random_state=seed, stratify=y[pool])
+                x, t = [texts[i] for i in train], list(y[train])
+                for model_name, make in models:
+                    started = time.perf_counter()
+                    model = make().fit(x, t)
+                    if model_name.startswith("ours"):
+                        seconds[n] = seconds.get(n, 0.0) + (time.perf_counter() - started) / seeds
+                    scores[model_name].append(_metrics(model, test_texts, y[test]))
+            for model_name in scores:
+                mean = np.mean(scores[model_name], axis=0)
+                table[model_name][n] = (float(mean[0]), float(mean[1]), float(mean[2]))
+        done = sorted(seconds)
+        print(f"  {'model':30s} " + " ".join(f"{f'n={n}':>20s}" for n in done))
+        for model_name, row in table.items():
+            print(f"  {model_name:30s} " + " ".join(f"{_triple(row[n]):>20s}" for n in done))
+        ours, reference = table[models[-1][0]], table[models[0][0]]
+        for n in done:
+            best_name = max((m for m, _ in fixed), key=lambda m: table[m][n][0])
+            best = table[best_name][n]
+            print(
+                f"  n={n}: ours - reference accuracy {ours[n][0] - reference[n][0]:+.3f}, macro-F1 "
+                f"{ours[n][1] - reference[n][1]:+.3f}; ours - best fixed in hindsight ({best_name}) "
+                f"accuracy {ours[n][0] - best[0]:+.3f}, macro-F1 {ours[n][1] - best[1]:+.3f}; "
+                f"selection {seconds[n]:.1f} s"
+            )
+
+
+def _triple(values: tuple[float, float, float]) -> str:
+    return "/".join(f"{v:.3f}" for v in values)
+
+
+def _option(argv: list[str], name: str, default: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
 def main(argv: list[str]) -> int:
-    sms_cv()
-    wnut("--with-dev" in argv)
+    names = _option(argv, "--datasets", ",".join(CURVE_DATASETS)).split(",")
+    sizes = [int(n) for n in _option(argv, "--sizes", "50,100,300,1000").split(",")]
+    curves(names, sizes, int(_option(argv, "--seeds", "5")))
+    if "--curves-only" not in argv:
+        sms_cv()
+        wnut("--with-dev" in argv)
     return 0
 
 

@@ -42,6 +42,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 FloatArray = NDArray[np.float64]
 Method = Literal["none", "temperature", "platt", "isotonic"]
@@ -260,7 +261,23 @@ def select_model(
     budget_seconds: float = 20.0,
     max_search: int = 3000,
 ) -> Selection:
-    """Cross-validate ``candidates`` on (``inputs``, ``labels``), refit the best on all, calibrate it."""
+    """Cross-validate ``candidates`` on (``inputs``, ``labels``), refit the best on all, calibrate it.
+
+    The fits are small and many: BLAS/OpenMP threads only contend for the cores (one lbfgs fit of 100
+    texts measured 0.64 s with 2 threads against 0.045 s with 1 on a loaded 2-core machine)."""
+    with threadpool_limits(limits=1):
+        return _select(candidates, inputs, labels, seed, folds, budget_seconds, max_search)
+
+
+def _select(
+    candidates: Sequence[Candidate],
+    inputs: Any,
+    labels: Sequence[Any],
+    seed: int,
+    folds: int,
+    budget_seconds: float,
+    max_search: int,
+) -> Selection:
     if not candidates:
         raise ValueError("no candidate to select from")
     started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 from typing import Any, Self
@@ -135,3 +136,19 @@ def test_calibrators_repair_overconfidence() -> None:
         calibrated = fit_calibrator(method, three, truth)(three)  # type: ignore[arg-type]
         np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
         assert expected_calibration_error(calibrated, truth) < 0.05, method
+
+
+def test_selected_text_model_is_calibrated_on_held_apart_sms_spam() -> None:
+    """ECE ≤ 0.05 after 300 labels, measured on 2,000 messages the selection never saw."""
+    from ls_companion.textclassifier import text_candidates
+    from tests.conftest import SHARED_DATASETS
+
+    with (SHARED_DATASETS / "sms_spam" / "sms_spam.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    train, held = rows[:300], rows[1000:3000]
+    selection = select_model(text_candidates(), [r["text"] for r in train], [r["label"] for r in train])
+    proba = selection.predict_proba([r["text"] for r in held])
+    truth = np.searchsorted(selection.classes, [r["label"] for r in held])
+    assert (proba.argmax(axis=1) == truth).mean() >= 0.97
+    assert expected_calibration_error(proba, truth) <= 0.05
+    assert selection.ece is not None and selection.ece <= 0.05
