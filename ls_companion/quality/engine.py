@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from ls_companion.errors import InputError
-from ls_companion.quality import agreement, consensus, drift, gold, performance
+from ls_companion.quality import agreement, confusion, consensus, drift, gold, performance
 from ls_companion.quality.records import (
     CHOICES,
     NUMBER,
     RATING,
     TAXONOMY,
+    TEXTAREA,
     ControlSpec,
     answered,
     crowd,
@@ -417,6 +418,32 @@ def _report_dict(report: QualityReport) -> dict[str, Any]:
             name: [q.to_dict() for q in cq.qualification] for name, cq in report.controls.items()
         },
         "drift": {"alerts": [a.to_dict() for a in report.alerts]},
+        "confusion": label_confusion(report),
+    }
+
+
+def annotator_notes(report: QualityReport) -> dict[Any, list[str]]:
+    """Per task, what annotators wrote in text areas ("annotator: text"): their notes on the task."""
+    notes: dict[Any, list[str]] = {}
+    for cq in report.controls.values():
+        if cq.spec.kind == TEXTAREA:
+            for row in cq.rows.itertuples(index=False):
+                notes.setdefault(row.task_id, []).append(f"{row.annotator}: {row.value}")
+    return notes
+
+
+def label_confusion(
+    report: QualityReport, issues: Mapping[Any, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per single-choice control, which labels annotators of the same task confuse (``quality.confusion``).
+
+    ``issues``: task id → the model's label-issue finding, shown with the examples where present.
+    """
+    notes = annotator_notes(report)
+    return {
+        name: confusion.control_confusion(cq.pairs, cq.tasks, cq.spec.labels, issues=issues, notes=notes)
+        for name, cq in report.controls.items()
+        if cq.spec.categorical and not cq.pairs.empty
     }
 
 

@@ -1,0 +1,149 @@
+"""Label confusion between annotators: which labels do two annotators of the same task mix up?
+
+Input: the annotation pairs of one single-choice control (``agreement.annotation_pairs``: every two
+annotators of a task and their answers). Every pair adds one to the symmetric cell of its two labels;
+the diagonal counts agreements. A pair of labels ``{a, b}`` is then compared with chance: if
+annotators chose labels independently with the shares they actually use (``p``), ``n · 2 p_a p_b`` of
+the ``n`` pairs would hold ``a`` and ``b`` (Cohen's expected agreement, off the diagonal). ``ratio`` is
+observed / expected: above 1 the two labels are mixed up more often than random labelling would.
+
+Each confused pair comes with its most instructive tasks: those where it happened, lowest task
+agreement first, tasks the model flags as label issues first among equals, with the annotators'
+answers and their notes (text areas of the same annotations: Label Studio Community 1.23 has no
+comments API, comments are an Enterprise feature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Confused pairs listed per control, and example tasks per pair.
+TOP_PAIRS = 10
+EXAMPLES = 5
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def confusion_counts(pairs: pd.DataFrame, labels: Sequence[str] = ()) -> pd.DataFrame:
+    """Labels × labels symmetric counts of annotator pairs (diagonal: both chose that label).
+
+    Labels in config order (``labels``) first, then the others by frequency.
+    """
+    a = pairs["value_a"].map(_label)
+    b = pairs["value_b"].map(_label)
+    seen = pd.concat([a, b]).value_counts()
+    order = [lbl for lbl in labels if lbl in seen.index] + [lbl for lbl in seen.index if lbl not in labels]
+    counts = pd.crosstab(
+        pd.Categorical(a, categories=order), pd.Categorical(b, categories=order), dropna=False
+    ).to_numpy(dtype=np.int64)
+    symmetric = counts + counts.T - np.diag(np.diag(counts))
+    return pd.DataFrame(symmetric, index=order, columns=order)
+
+
+def confused_pairs(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Every two different labels that a pair of annotators chose: count, expected by chance, ratio.
+
+    Sorted by count, then by ratio: the most frequent confusions are the ones guidelines must address.
+    """
+    n = int(np.triu(matrix.to_numpy()).sum())
+    if n == 0 or len(matrix) < 2:
+        return pd.DataFrame(columns=["label_a", "label_b", "count", "share", "expected", "ratio"])
+    labels = list(matrix.index)
+    values = matrix.to_numpy(dtype=float)
+    # Each pair contributes two answers: a label's share counts it twice on the diagonal, once off it.
+    shares = (values.sum(axis=1) + np.diag(values)) / (2.0 * n)
+    i, j = np.triu_indices(len(labels), k=1)
+    expected = n * 2.0 * shares[i] * shares[j]
+    frame = pd.DataFrame(
+        {
+            "label_a": [labels[k] for k in i],
+            "label_b": [labels[k] for k in j],
+            "count": values[i, j].astype(np.int64),
+            "share": values[i, j] / n,
+            "expected": expected,
+            "ratio": np.divide(values[i, j], expected, out=np.full(len(i), np.nan), where=expected > 0),
+        }
+    )
+    frame = frame[frame["count"] > 0]
+    return frame.sort_values(["count", "ratio"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def examples(
+    pairs: pd.DataFrame,
+    task_agreement: Mapping[Any, float],
+    label_a: str,
+    label_b: str,
+    *,
+    issues: Mapping[Any, Any] | None = None,
+    notes: Mapping[Any, Sequence[str]] | None = None,
+    limit: int = EXAMPLES,
+) -> list[dict[str, Any]]:
+    """The tasks where two annotators chose ``label_a`` and ``label_b``: lowest agreement first."""
+    a, b = pairs["value_a"].map(_label), pairs["value_b"].map(_label)
+    hit = ((a == label_a) & (b == label_b)) | ((a == label_b) & (b == label_a))
+    tasks = pairs.loc[hit, "task_id"].value_counts()
+    issues, notes = issues or {}, notes or {}
+    ranked = sorted(
+        tasks.index,
+        key=lambda t: (task_agreement.get(t, 1.0), t not in issues, -int(tasks[t]), str(t)),
+    )
+    out = []
+    for task_id in ranked[:limit]:
+        mine = pairs[pairs["task_id"] == task_id]
+        answers = dict(zip(mine["annotator_a"].astype(str), mine["value_a"].map(_label), strict=True))
+        answers.update(zip(mine["annotator_b"].astype(str), mine["value_b"].map(_label), strict=True))
+        out.append(
+            {
+                "task_id": task_id,
+                "agreement": task_agreement.get(task_id),
+                "answers": dict(sorted(answers.items())),
+                "label_issue": issues.get(task_id),
+                "notes": list(notes.get(task_id, ())),
+            }
+        )
+    return out
+
+
+def control_confusion(
+    pairs: pd.DataFrame,
+    tasks: pd.DataFrame,
+    labels: Sequence[str] = (),
+    *,
+    issues: Mapping[Any, Any] | None = None,
+    notes: Mapping[Any, Sequence[str]] | None = None,
+    top: int = TOP_PAIRS,
+) -> dict[str, Any]:
+    """The ``confusion`` entry of one control: the matrix, and the top confused pairs with examples.
+
+    ``tasks``: the control's task table (``task_id``, ``agreement``); ``issues``: task id → the
+    model's label-issue finding, where there is one; ``notes``: task id → annotators' notes.
+    """
+    matrix = confusion_counts(pairs, labels)
+    found = confused_pairs(matrix)
+    agreement = dict(zip(tasks["task_id"], tasks["agreement"].astype(float), strict=True))
+    return {
+        "labels": list(matrix.index),
+        "matrix": matrix.to_numpy().tolist(),
+        "n_pairs": int(np.triu(matrix.to_numpy()).sum()),
+        "pairs": [
+            {
+                "labels": [row.label_a, row.label_b],
+                "count": int(row.count),
+                "share": float(row.share),
+                "expected": float(row.expected),
+                "ratio": float(row.ratio),
+                "examples": examples(
+                    pairs, agreement, str(row.label_a), str(row.label_b), issues=issues, notes=notes
+                ),
+            }
+            for row in found.head(top).itertuples(index=False)
+        ],
+    }
