@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ls_companion import META_NAMESPACE
+from ls_companion.bootstrap.guidelines import guideline_version, record_version, stamped
 from ls_companion.bootstrap.spec import BackendTarget, ResolvedSpec, WebhookSpec
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
 from ls_companion.records import MLBackend, Project, Webhook
+from ls_companion.sync.state import project_dir
 
 _LONG = 60
 
@@ -39,6 +43,7 @@ class BootstrapResult:
     project_url: str
     created: bool
     changes: list[Change] = field(default_factory=list)
+    guidelines_version: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -51,6 +56,7 @@ class BootstrapResult:
             "created": self.created,
             "changed": self.changed,
             "changes": [{**asdict(c), "old": _show(c.old), "new": _show(c.new)} for c in self.changes],
+            "guidelines_version": self.guidelines_version,
         }
 
 
@@ -71,15 +77,20 @@ def _project_values(project: Project) -> dict[str, Any]:
     return {name: getattr(project, name) for name in Project.__dataclass_fields__}
 
 
-def ensure_project(client: LabelStudioClient, spec: ResolvedSpec) -> tuple[Project, bool, list[Change]]:
+def ensure_project(
+    client: LabelStudioClient, spec: ResolvedSpec, now: datetime
+) -> tuple[Project, bool, list[Change]]:
     found = client.find_projects(spec.title)
     if len(found) > 1:
         ids = ", ".join(str(p.id) for p in found)
         raise InputError(f"several projects are titled {spec.title!r} (ids {ids}): rename all but one")
+    current = found[0].expert_instruction if found else ""
+    # The guidelines' version goes into the instructions, with the time it took effect (kept if unchanged).
+    desired = {**spec.project_fields, "expert_instruction": stamped(spec.instruction, current, now)}
     if not found:
-        return client.create_project(**spec.project_fields), True, []
+        return client.create_project(**desired), True, []
     project = found[0]
-    changes = diff_fields(_project_values(project), spec.project_fields)
+    changes = diff_fields(_project_values(project), desired)
     if changes:
         project = client.update_project(project.id, **{c.what: c.new for c in changes})
     return project, False, changes
@@ -155,11 +166,21 @@ def sync_webhook(
 
 
 def bootstrap(
-    client: LabelStudioClient, spec: ResolvedSpec, *, on_import: Callable[[int], None] | None = None
+    client: LabelStudioClient,
+    spec: ResolvedSpec,
+    *,
+    on_import: Callable[[int], None] | None = None,
+    data_dir: Path | None = None,
+    now: datetime | None = None,
 ) -> BootstrapResult:
-    """Create or update the project the spec describes; a second run with the same spec changes nothing."""
+    """Create or update the project the spec describes; a second run with the same spec changes nothing.
+
+    With ``data_dir``, the guidelines' version is also recorded in our state (``bootstrap.guidelines``).
+    """
     client.check_connection()
-    project, created, changes = ensure_project(client, spec)
+    project, created, changes = ensure_project(client, spec, now or datetime.now(UTC))
+    if data_dir is not None and spec.instruction:
+        record_version(project_dir(data_dir, project.id), project.expert_instruction)
     changes += sync_pilot(client, project.id, spec, on_import)
     webhooks = list(spec.webhooks)
     if spec.backend is not None:
@@ -169,4 +190,5 @@ def bootstrap(
     if webhooks:
         existing = client.list_webhooks(project.id)
         changes += [c for w in webhooks if (c := sync_webhook(client, project.id, w, existing)) is not None]
-    return BootstrapResult(project.id, f"{client.url}/projects/{project.id}/", created, changes)
+    url = f"{client.url}/projects/{project.id}/"
+    return BootstrapResult(project.id, url, created, changes, guideline_version(spec.instruction))

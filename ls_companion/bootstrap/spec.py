@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from ls_companion import META_NAMESPACE
 from ls_companion.errors import InputError, SpecError
+from ls_companion.gate import GateSpec
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows, source_id
 from ls_companion.sync.options import SyncOptions
@@ -85,6 +86,7 @@ class ProjectSpec(_Section):
     ml_backend: MLBackendSpec | None = None
     webhooks: list[WebhookSpec] = Field(default_factory=list)
     sync: SyncOptions | None = Field(None, description="The sync worker's options (docs/sync.md).")
+    gate: GateSpec | None = Field(None, description="Thresholds of `ls-companion gate` (README).")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,11 @@ class ResolvedSpec:
     pilot_size: int = 0
     backend: BackendTarget | None = None
     webhooks: list[WebhookSpec] = field(default_factory=list)
+
+    @property
+    def instruction(self) -> str:
+        """The guidelines as HTML (bootstrap adds their version line)."""
+        return str(self.project_fields["expert_instruction"])
 
 
 def _spec_error(exc: ValidationError) -> SpecError:

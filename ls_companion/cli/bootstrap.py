@@ -20,6 +20,8 @@ def _render(result: BootstrapResult, title: str) -> Callable[[Console], None]:
             highlight=False,
             soft_wrap=True,
         )
+        if result.guidelines_version:
+            out.print(f"  guidelines {result.guidelines_version}", highlight=False)
         for change in result.changes:
             out.print(f"  {change.describe()}", highlight=False)
         if not result.changed:
@@ -38,5 +40,5 @@ def bootstrap_command(
     cli = cli_context(ctx)
     resolved = load_spec(spec, cli.settings)
     with progress_bar("importing pilot tasks", len(resolved.pilot_tasks), enabled=not as_json) as advance:
-        result = bootstrap(cli.client, resolved, on_import=advance)
+        result = bootstrap(cli.client, resolved, on_import=advance, data_dir=cli.settings.data_dir)
     emit(result.to_json(), as_json, _render(result, resolved.title))

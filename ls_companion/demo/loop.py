@@ -187,7 +187,7 @@ def run_demo_loop(
     """Bootstrap, rounds of select -> simulated annotation -> training, then sync and report."""
     folder = settings.data_dir / "demo"
     files = prepare_files(plan.corpus, folder, plan.gold_items, plan.seed)
-    boot = bootstrap(client, load_spec(plan.spec, settings))
+    boot = bootstrap(client, load_spec(plan.spec, settings), data_dir=settings.data_dir)
     project_id = boot.project_id
     say(f"project {project_id}: {'created' if boot.created else 'found'} ({len(boot.changes)} changes)")
     result = DemoResult(project_id, boot.project_url)

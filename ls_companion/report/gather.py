@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ls_companion import META_NAMESPACE
+from ls_companion.bootstrap.guidelines import History, read_history
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
-from ls_companion.quality import adapter, agreement, gold
+from ls_companion.quality import adapter, agreement, gold, versions
 from ls_companion.quality.adapter import ProjectData
 from ls_companion.quality.engine import (
     QualityOptions,
@@ -35,6 +36,7 @@ from ls_companion.quality.engine import (
 from ls_companion.quality.records import TEXTAREA, Box, Polygon, Span, answered, controls_from_config
 from ls_companion.records import Task
 from ls_companion.settings import Settings
+from ls_companion.sync.state import project_dir
 
 REPORT_VERSION = 1
 NO_BACKEND = "no ML backend: set ML_BACKEND_URL or connect one to the project in Label Studio"
@@ -67,6 +69,8 @@ class ReportInputs:
     users: Mapping[str, str] = field(default_factory=dict)
     models: Mapping[str, Any] = field(default_factory=lambda: no_models(NO_BACKEND))
     source: str = "label_studio"
+    #: Guideline versions with the time each took effect, oldest first (``bootstrap.guidelines``).
+    guidelines: History = field(default_factory=list)
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -79,6 +83,7 @@ def collect(
     *,
     gold_file: Path | None = None,
     from_store: bool = False,
+    with_models: bool = True,
 ) -> ReportInputs:
     """Read a project's inputs: annotations from Label Studio (or the sync's store), gold, models, rounds."""
     project = client.get_project(project_id)
@@ -102,8 +107,9 @@ def collect(
         gold=adapter.load_gold(data, gold_file=gold_file, data_dir=settings.data_dir),
         metas={task.id: _ours(task.meta) for task in listed},
         users={str(u.id): u.email or u.username or str(u.id) for u in client.list_users()},
-        models=project_models(settings, client, project_id),
+        models=project_models(settings, client, project_id) if with_models else no_models("not read"),
         source="store" if from_store else "label_studio",
+        guidelines=read_history(project_dir(settings.data_dir, project_id), project.expert_instruction),
     )
 
 
@@ -115,7 +121,6 @@ def _ours(meta: Mapping[str, Any]) -> Mapping[str, Any]:
 def stored_tasks(data_dir: Path, project_id: int) -> list[Task]:
     """The project's tasks as the sync stored them (``DATA_DIR/projects/<id>/store``)."""
     from ls_companion.sync.locks import LOCK_TTL, local_lock
-    from ls_companion.sync.state import project_dir
     from ls_companion.sync.store import STORE_DIR, AnnotationStore
 
     folder = project_dir(data_dir, project_id)
@@ -241,6 +246,7 @@ def build_report(
         "drift_series": drift_series(quality.drift_series),
         "models": dict(inputs.models),
         "active_learning": active_learning(inputs.metas, data.table, gold_ids),
+        "guidelines": versions.by_version(quality, inputs.guidelines, options.drift_alpha),
     }
     result: dict[str, Any] = plain(payload)
     return result
