@@ -1,6 +1,16 @@
 """The ``ls-companion`` command line: one module per command, errors mapped to messages in ``app``."""
 
-from ls_companion.cli import bootstrap, demo, metrics, report, select, simulate, sync  # noqa: F401  (registers)
+from ls_companion.cli import (  # noqa: F401  (registers)
+    bootstrap,
+    demo,
+    gate,
+    guidelines,
+    metrics,
+    report,
+    select,
+    simulate,
+    sync,
+)
 from ls_companion.cli.app import app, main
 
 __all__ = ["app", "main"]
