@@ -533,6 +533,9 @@ class LabelStudioClient:
         )
         return Annotation.from_api(created.model_dump(), task_id)
 
+    def delete_annotation(self, annotation_id: int) -> None:
+        self._call(f"delete annotation {annotation_id}", lambda: self._sdk.annotations.delete(annotation_id))
+
     def list_users(self) -> list[User]:
         body = self._get("list users", "api/users/")
         rows = body.get("results", body) if isinstance(body, Mapping) else body

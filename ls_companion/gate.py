@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ls_companion.client import LabelStudioClient
     from ls_companion.quality.engine import QualityReport
+    from ls_companion.settings import Settings
 
 Stage = Literal["pilot", "scale"]
 STAGES: tuple[Stage, ...] = ("pilot", "scale")
@@ -171,7 +175,11 @@ def qualification(report: QualityReport, spec: GateSpec, names: Mapping[str, str
 def gold_share(n_gold: int, n_tasks: int, spec: GateSpec) -> Criterion:
     share = n_gold / n_tasks if n_tasks else 0.0
     ok = spec.gold_share_min <= share <= spec.gold_share_max
-    hint = "add gold items (ls-companion select --gold)" if share < spec.gold_share_min else ""
+    hint = (
+        "add gold items to the next batches (ls-companion select --gold FILE --gold-rate)"
+        if share < spec.gold_share_min
+        else ""
+    )
     return Criterion(
         "gold_share",
         ok,
@@ -220,3 +228,33 @@ def evaluate(
         drift(report, names),
     ]
     return GateResult(stage, criteria)
+
+
+def check_project(
+    client: LabelStudioClient,
+    settings: Settings,
+    project_id: int,
+    *,
+    stage: Stage,
+    spec: GateSpec | None = None,
+    gold_file: Path | None = None,
+) -> GateResult:
+    """Read a project from Label Studio (with its gold store) and evaluate the gate of ``stage``."""
+    # The engine's imports are heavy and this module is imported by the spec reader: load them on use.
+    from ls_companion.quality import gold
+    from ls_companion.quality.engine import compute_project_quality
+    from ls_companion.report.gather import collect
+
+    inputs = collect(client, settings, project_id, gold_file=gold_file, with_models=False)
+    data = inputs.data
+    report = compute_project_quality(data.table, data.controls, inputs.gold, data.predictions)
+    known = gold.combine_gold(inputs.gold, gold.gold_from_table(data.table))
+    return evaluate(
+        report,
+        stage=stage,
+        spec=spec or GateSpec(),
+        overlaps=data.overlaps,
+        n_gold=len(set(known["task_id"]) & set(data.overlaps)),
+        names=inputs.users,
+        project_id=project_id,
+    )

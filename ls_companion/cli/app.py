@@ -98,7 +98,7 @@ def root(
 
     Settings come from the environment (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, REDIS_URL, DATA_DIR...;
     see the README). Exit codes: 0 ok, 1 internal error, 2 bad input, 3 Label Studio error,
-    4 Redis unavailable, 5 ML backend error, 130 interrupted.
+    4 Redis unavailable, 5 ML backend error, 6 gate not passed, 130 interrupted.
     """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        command.main(
+        # Outside standalone mode click returns the code of a ``typer.Exit`` instead of raising it.
+        code = command.main(
             args=list(argv) if argv is not None else None, prog_name="ls-companion", standalone_mode=False
         )
     except CompanionError as exc:
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

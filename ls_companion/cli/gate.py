@@ -41,28 +41,15 @@ def gate(
     """Pass/fail of the stage's criteria with the numbers and what to do next; exit 0 only on pass."""
     from ls_companion import gate as gates
     from ls_companion.bootstrap.spec import read_spec
-    from ls_companion.quality import gold as gold_answers
-    from ls_companion.quality.engine import compute_project_quality
-    from ls_companion.report.gather import collect
 
     if stage not in gates.STAGES:
         raise InputError(f"--stage: {stage!r} is not one of {', '.join(gates.STAGES)}")
-    thresholds = (read_spec(spec).gate or gates.GateSpec()) if spec is not None else gates.GateSpec()
+    thresholds = read_spec(spec).gate if spec is not None else None
     cli = cli_context(ctx)
     with err_console.status(f"reading project {project}…"):
-        inputs = collect(cli.client, cli.settings, project, gold_file=gold, with_models=False)
-    data = inputs.data
-    report = compute_project_quality(data.table, data.controls, inputs.gold, data.predictions)
-    known = gold_answers.combine_gold(inputs.gold, gold_answers.gold_from_table(data.table))
-    result = gates.evaluate(
-        report,
-        stage=stage,
-        spec=thresholds,
-        overlaps=data.overlaps,
-        n_gold=len(set(known["task_id"]) & set(data.overlaps)),
-        names=inputs.users,
-        project_id=project,
-    )
+        result = gates.check_project(
+            cli.client, cli.settings, project, stage=stage, spec=thresholds, gold_file=gold
+        )
     payload = {"project": project, **result.to_dict()}
     emit(payload, as_json, lambda console: _render(payload, console))
     if not result.passed:

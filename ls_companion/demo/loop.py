@@ -26,6 +26,7 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.demo.annotators import PERSONAS, ChoiceControl, Persona, annotate, ensure_users
 from ls_companion.demo.corpus import EXAMPLE_CORPUS, LABELS, Review, read_csv, write_csv
 from ls_companion.errors import BackendUnavailable, InputError
+from ls_companion.gate import check_project
 from ls_companion.records import Task
 from ls_companion.selection import SelectReport, SelectRequest, run_select
 from ls_companion.selection.resolve import http_scorer
@@ -73,6 +74,7 @@ class DemoResult:
     model_versions: list[str] = field(default_factory=list)
     sync: dict[str, Any] = field(default_factory=dict)
     report_html: Path | None = None
+    pilot_gate: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,7 @@ class DemoResult:
             "annotations_simulated": self.annotations,
             "model_versions": self.model_versions,
             "sync": self.sync,
+            "pilot_gate": self.pilot_gate,
             "report": str(self.report_html) if self.report_html else None,
         }
 
@@ -176,6 +179,18 @@ def _wait(deadline: float, probe: Callable[[], T | None]) -> T | None:
     return None
 
 
+def _pilot_gate(
+    client: LabelStudioClient, settings: Settings, project_id: int, plan: DemoPlan, say: Say
+) -> dict[str, Any]:
+    gate = check_project(client, settings, project_id, stage="pilot", spec=read_spec(plan.spec).gate)
+    say(f"pilot gate: {'pass' if gate.passed else 'FAIL'}")
+    for criterion in gate.criteria:
+        say(f"  {'ok  ' if criterion.passed else 'FAIL'} {criterion.name}: {criterion.detail}")
+    if not gate.passed:
+        say("  a real team would act on this before scaling; the demo goes on to show the rest")
+    return gate.to_dict()
+
+
 def run_demo_loop(
     client: LabelStudioClient,
     settings: Settings,
@@ -215,6 +230,8 @@ def run_demo_loop(
             f"{made} simulated annotations"
         )
         result.rounds.append({**summary, "annotations": made})
+        if number == 1:  # the first round is the pilot: would a team scale up now?
+            result.pilot_gate = _pilot_gate(client, settings, project_id, plan, say)
         if made:
             result.model_versions.append(
                 _train_and_wait(client, project_id, watch, plan.training_timeout, say)

@@ -20,10 +20,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
 
 #: Confused pairs listed per control, and example tasks per pair.
 TOP_PAIRS = 10
 EXAMPLES = 5
+DECIMALS = 4
 
 
 def _label(value: Any) -> str:
@@ -48,28 +52,42 @@ def confusion_counts(pairs: pd.DataFrame, labels: Sequence[str] = ()) -> pd.Data
     return pd.DataFrame(symmetric, index=order, columns=order)
 
 
+def expected_counts(matrix: pd.DataFrame) -> FloatArray:
+    """The counts of ``confusion_counts`` that labels chosen at random, with the observed shares, give."""
+    values = matrix.to_numpy(dtype=float)
+    n = float(np.triu(values).sum())
+    if n == 0:
+        return np.zeros_like(values)
+    # Each pair holds two answers: a label's share counts its diagonal cell twice, the others once.
+    shares = (values.sum(axis=1) + np.diag(values)) / (2.0 * n)
+    expected: FloatArray = n * np.outer(shares, shares) * np.where(np.eye(len(values), dtype=bool), 1.0, 2.0)
+    return expected
+
+
+def chance_ratio(matrix: pd.DataFrame) -> FloatArray:
+    """Observed / expected by chance, per cell (NaN where chance expects nothing)."""
+    values, expected = matrix.to_numpy(dtype=float), expected_counts(matrix)
+    ratio: FloatArray = np.divide(values, expected, out=np.full_like(values, np.nan), where=expected > 0)
+    return ratio
+
+
 def confused_pairs(matrix: pd.DataFrame) -> pd.DataFrame:
     """Every two different labels that a pair of annotators chose: count, expected by chance, ratio.
 
     Sorted by count, then by ratio: the most frequent confusions are the ones guidelines must address.
     """
-    n = int(np.triu(matrix.to_numpy()).sum())
-    if n == 0 or len(matrix) < 2:
-        return pd.DataFrame(columns=["label_a", "label_b", "count", "share", "expected", "ratio"])
-    labels = list(matrix.index)
     values = matrix.to_numpy(dtype=float)
-    # Each pair contributes two answers: a label's share counts it twice on the diagonal, once off it.
-    shares = (values.sum(axis=1) + np.diag(values)) / (2.0 * n)
+    n = float(np.triu(values).sum())
+    labels = list(matrix.index)
     i, j = np.triu_indices(len(labels), k=1)
-    expected = n * 2.0 * shares[i] * shares[j]
     frame = pd.DataFrame(
         {
             "label_a": [labels[k] for k in i],
             "label_b": [labels[k] for k in j],
             "count": values[i, j].astype(np.int64),
-            "share": values[i, j] / n,
-            "expected": expected,
-            "ratio": np.divide(values[i, j], expected, out=np.full(len(i), np.nan), where=expected > 0),
+            "share": values[i, j] / n if n else 0.0,
+            "expected": expected_counts(matrix)[i, j],
+            "ratio": chance_ratio(matrix)[i, j],
         }
     )
     frame = frame[frame["count"] > 0]
@@ -103,7 +121,7 @@ def examples(
         out.append(
             {
                 "task_id": task_id,
-                "agreement": task_agreement.get(task_id),
+                "agreement": round(task_agreement[task_id], DECIMALS) if task_id in task_agreement else None,
                 "answers": dict(sorted(answers.items())),
                 "label_issue": issues.get(task_id),
                 "notes": list(notes.get(task_id, ())),
@@ -132,14 +150,17 @@ def control_confusion(
     return {
         "labels": list(matrix.index),
         "matrix": matrix.to_numpy().tolist(),
+        "ratio": [
+            [None if np.isnan(x) else round(float(x), DECIMALS) for x in row] for row in chance_ratio(matrix)
+        ],
         "n_pairs": int(np.triu(matrix.to_numpy()).sum()),
         "pairs": [
             {
                 "labels": [row.label_a, row.label_b],
                 "count": int(row.count),
-                "share": float(row.share),
-                "expected": float(row.expected),
-                "ratio": float(row.ratio),
+                "share": round(float(row.share), DECIMALS),
+                "expected": round(float(row.expected), DECIMALS),
+                "ratio": round(float(row.ratio), DECIMALS),
                 "examples": examples(
                     pairs, agreement, str(row.label_a), str(row.label_b), issues=issues, notes=notes
                 ),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.dates
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -21,6 +22,7 @@ from matplotlib.figure import Figure
 #: The plots of a report, in page order; each is written as ``plots/<name>.png``.
 PLOTS = (
     "agreement_heatmap",
+    "label_confusion",
     "gold_accuracy",
     "qualification",
     "drift",
@@ -35,6 +37,7 @@ STATUS_COLORS = {"passed": "#2e7d32", "failed": "#c62828", "undecided": "#ef6c00
 DRIFT_METRICS = ("gold_accuracy", "agreement", "model_disagreement", "label_distribution")
 MAX_DRIFT_PANELS = 6
 MAX_NAME = 22
+MAX_CONFUSION_LABELS = 20
 ALERT_COLOR = "#c62828"
 #: ``matplotlib.dates`` ships no type stubs (the rest of matplotlib does).
 _DATES: Any = matplotlib.dates
@@ -117,6 +120,34 @@ def agreement_heatmap(
     axes.set_title(
         "cells: mean similarity of the pair's answers, and their shared tasks", fontsize=8, color="#555"
     )
+    figure.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return _png(figure)
+
+
+def label_confusion(block: Mapping[str, Any] | None, *, control: str | None = None) -> bytes:
+    """Which labels two annotators of a task chose: pair counts, colored by observed / chance."""
+    title = (
+        f"Label confusion between annotators ({control})" if control else "Label confusion between annotators"
+    )
+    if not block or not block.get("n_pairs"):
+        return no_data(title, "confusion needs single-choice tasks answered by two annotators or more")
+    labels = [str(label) for label in block["labels"]][:MAX_CONFUSION_LABELS]
+    size = len(labels)
+    counts = np.array(block["matrix"], dtype=float)[:size, :size]
+    ratio = np.array(block["ratio"], dtype=float)[:size, :size]  # None -> NaN
+    figure = _figure(min(2.4 + 0.45 * size, 10.0), width=min(WIDTH, 3.6 + 0.8 * size))
+    axes = figure.add_subplot()
+    image = axes.imshow(np.log2(np.clip(ratio, 0.125, 8.0)), cmap="PuOr_r", vmin=-3.0, vmax=3.0)
+    axes.set_xticks(range(size), [short(x) for x in labels], rotation=40, ha="right", fontsize=8)
+    axes.set_yticks(range(size), [short(x) for x in labels], fontsize=8)
+    if size <= 12:
+        for i in range(size):
+            for j in range(size):
+                axes.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7)
+    bar = figure.colorbar(image, ax=axes, shrink=0.8, ticks=[-3, -1, 0, 1, 3])
+    bar.ax.set_yticklabels(["1/8", "1/2", "1", "2", "8"])
+    bar.set_label("observed / chance")
+    axes.set_title("cells: annotator pairs who chose the two labels", fontsize=8, color="#555")
     figure.suptitle(title, x=0.01, ha="left", fontweight="bold")
     return _png(figure)
 
@@ -475,6 +506,9 @@ def render_plots(payload: Mapping[str, Any]) -> dict[str, bytes]:
     makers: dict[str, Callable[[], bytes]] = {
         "agreement_heatmap": lambda: agreement_heatmap(
             payload["pair_agreement"].get(control, []) if control else [], names, control=control
+        ),
+        "label_confusion": lambda: label_confusion(
+            payload["confusion"].get(control) if control else None, control=control
         ),
         "gold_accuracy": lambda: gold_accuracy(
             payload["annotators"],

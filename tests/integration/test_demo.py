@@ -90,6 +90,14 @@ def test_rounds_are_chosen_by_active_learning_and_answered_by_simulated_annotato
     assert result.rounds[1]["model_version"] == result.model_versions[0]
     assert result.rounds[2]["model_version"] == result.model_versions[1]
     assert len(set(result.model_versions)) == 2 and result.annotations == 150
+    # The pilot gate after round 1: 30 tasks is below the spec's pilot_min_tasks (50), and Dev (50 %)
+    # cannot be qualified on 3 gold tasks.
+    gate = result.pilot_gate
+    assert gate is not None and gate["passed"] is False and gate["stage"] == "pilot"
+    verdict = {c["name"]: c for c in gate["criteria"]}
+    assert verdict["pilot_size"] == {**verdict["pilot_size"], "passed": False, "value": 30}
+    assert verdict["full_overlap"]["passed"] and verdict["gold_share"]["value"] == 0.1
+    assert "pilot gate: FAIL" in said
 
     tasks = list(client.list_tasks(result.project_id, predictions=True))
     assert len(tasks) == 80
