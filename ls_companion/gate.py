@@ -142,9 +142,11 @@ def agreement(report: QualityReport, spec: GateSpec, project_id: int | None) -> 
 
 
 def qualification(report: QualityReport, spec: GateSpec, names: Mapping[str, str]) -> Criterion:
-    """Every annotator with answers reaches ``min_gold_accuracy`` on the primary control's gold."""
+    """Every annotator who answered the primary control (ground truth aside) reaches ``min_gold_accuracy``
+    on its gold."""
     table = report.annotators
-    active = table[table["n_annotations"].fillna(0) > 0] if "n_annotations" in table else table
+    crowd = set(report.primary.rows["annotator"]) if report.primary is not None else set()
+    active = table[table["annotator"].isin(crowd)]
     failing = []
     for row in active.itertuples(index=False):
         accuracy = getattr(row, "gold_accuracy", None)

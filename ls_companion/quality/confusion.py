@@ -101,7 +101,7 @@ def examples(
     label_b: str,
     *,
     issues: Mapping[Any, Any] | None = None,
-    notes: Mapping[Any, Sequence[str]] | None = None,
+    notes: Mapping[Any, Sequence[Mapping[str, str]]] | None = None,
     limit: int = EXAMPLES,
 ) -> list[dict[str, Any]]:
     """The tasks where two annotators chose ``label_a`` and ``label_b``: lowest agreement first."""
@@ -136,13 +136,14 @@ def control_confusion(
     labels: Sequence[str] = (),
     *,
     issues: Mapping[Any, Any] | None = None,
-    notes: Mapping[Any, Sequence[str]] | None = None,
+    notes: Mapping[Any, Sequence[Mapping[str, str]]] | None = None,
     top: int = TOP_PAIRS,
 ) -> dict[str, Any]:
     """The ``confusion`` entry of one control: the matrix, and the top confused pairs with examples.
 
     ``tasks``: the control's task table (``task_id``, ``agreement``); ``issues``: task id → the
-    model's label-issue finding, where there is one; ``notes``: task id → annotators' notes.
+    model's label-issue finding, where there is one; ``notes``: task id → annotators' notes
+    (``annotator``, ``text``).
     """
     matrix = confusion_counts(pairs, labels)
     found = confused_pairs(matrix)

@@ -422,13 +422,15 @@ def _report_dict(report: QualityReport) -> dict[str, Any]:
     }
 
 
-def annotator_notes(report: QualityReport) -> dict[Any, list[str]]:
-    """Per task, what annotators wrote in text areas ("annotator: text"): their notes on the task."""
-    notes: dict[Any, list[str]] = {}
+def annotator_notes(report: QualityReport) -> dict[Any, list[dict[str, str]]]:
+    """Per task, what annotators wrote in text areas (``annotator``, ``text``): their notes on the task."""
+    notes: dict[Any, list[dict[str, str]]] = {}
     for cq in report.controls.values():
         if cq.spec.kind == TEXTAREA:
             for row in cq.rows.itertuples(index=False):
-                notes.setdefault(row.task_id, []).append(f"{row.annotator}: {row.value}")
+                notes.setdefault(row.task_id, []).append(
+                    {"annotator": str(row.annotator), "text": str(row.value)}
+                )
     return notes
 
 

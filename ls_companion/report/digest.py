@@ -31,7 +31,10 @@ def _example(example: Mapping[str, Any], url: str, names: Mapping[str, str], tex
         parts.append(f"model: label issue ({example['label_issue']})")
     lines = ["- " + " · ".join(parts)]
     lines += [f"  > {text}"] if text else []
-    lines += [f"  - note by {note}" for note in example.get("notes") or ()]
+    lines += [
+        f"  - note by {names.get(n['annotator'], n['annotator'])}: {n['text']}"
+        for n in example.get("notes") or ()
+    ]
     return lines
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from ls_companion.cli import main
 from ls_companion.quality import confusion
+from ls_companion.report.digest import guidelines_digest, snippet
 from tests.conftest import SHARED_DATASETS
 
 
@@ -67,7 +68,11 @@ def test_confused_pairs_rank_by_count_and_examples_by_agreement() -> None:
     pairs = pd.DataFrame(rows, columns=["task_id", "annotator_a", "annotator_b", "value_a", "value_b"])
     tasks = pd.DataFrame({"task_id": [1, 2, 3, 4], "agreement": [1 / 3, 0.0, 0.0, 1.0]})
     result = confusion.control_confusion(
-        pairs, tasks, ["a", "b", "c"], issues={3: {"given": "b"}}, notes={1: ["y: unsure"]}
+        pairs,
+        tasks,
+        ["a", "b", "c"],
+        issues={3: {"given": "b"}},
+        notes={1: [{"annotator": "y", "text": "unsure"}]},
     )
     assert result["labels"] == ["a", "b", "c"] and result["n_pairs"] == 6
     assert result["matrix"] == [[0, 3, 1], [3, 1, 0], [1, 0, 1]]
@@ -80,4 +85,32 @@ def test_confused_pairs_rank_by_count_and_examples_by_agreement() -> None:
     assert [ex["task_id"] for ex in first["examples"]] == [3, 1]
     assert first["examples"][0]["label_issue"] == {"given": "b"}
     assert first["examples"][1]["answers"] == {"x": "a", "y": "b", "z": "b"}
-    assert first["examples"][1]["notes"] == ["y: unsure"]
+    assert first["examples"][1]["notes"] == [{"annotator": "y", "text": "unsure"}]
+
+
+def test_digest_lists_pairs_with_their_examples() -> None:
+    pairs = pd.DataFrame(
+        [(1, "x", "y", "a", "b"), (2, "x", "y", "a", "a")],
+        columns=["task_id", "annotator_a", "annotator_b", "value_a", "value_b"],
+    )
+    tasks = pd.DataFrame({"task_id": [1, 2], "agreement": [0.0, 1.0]})
+    found = {
+        "label": confusion.control_confusion(pairs, tasks, notes={1: [{"annotator": "y", "text": "hm"}]})
+    }
+    text = guidelines_digest(
+        found,
+        title="P",
+        project_url="http://ls/projects/3/",
+        names={"x": "ann@x", "y": "bob@x"},
+        texts={1: "the text"},
+        version="v2",
+    )
+    assert text.splitlines()[0] == "### Edge cases: P (guidelines v2)"
+    assert "#### label: a vs b\n\n1 of 2 annotator pairs (50.0 %)" in text
+    assert (
+        "- [task 1](http://ls/projects/3/data?task=1) · agreement 0.00 · answers: ann@x: a, bob@x: b\n"
+        "  > the text\n  - note by bob@x: hm\n"
+    ) in text
+    assert (
+        snippet({"n": 3, "text": "  a\n b  " + "c" * 300}, limit=10) == "a b ccccc…"
+    )  # 10 characters with the ellipsis
