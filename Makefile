@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 VENV_LS := .venv-ls
 LS_VERSION := 1.23.2
+# Label Studio's WSGI app runs under gunicorn (ls_companion/localserver.py), as production serves it.
+LS_GUNICORN := 23.0.0
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
 
@@ -11,8 +13,10 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 demo: install install-ls
 	$(VENV)/bin/ls-companion demo $(DEMO_ARGS)
 
+# TEST_DB=postgresql: the harness's Label Studio on a fresh PostgreSQL database (tests/conftest.py).
+TEST_DB ?= sqlite
 test: install install-ls lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	LSC_TEST_DB=$(TEST_DB) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -25,7 +29,7 @@ unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
-install-ls: $(VENV_LS)/.installed
+install-ls: $(VENV_LS)/.installed-gunicorn
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=python3.11")'
@@ -35,10 +39,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Label Studio lives in its own virtualenv: its pins clash with ours, and users run it as a separate service.
-$(VENV_LS)/.installed:
+$(VENV_LS)/.installed-gunicorn:
 	test -x $(VENV_LS)/bin/python || $(PYTHON) -m venv $(VENV_LS)
 	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) 'label-studio==$(LS_VERSION)'
+	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) 'label-studio==$(LS_VERSION)' 'gunicorn==$(LS_GUNICORN)'
 	touch $@
 
 bench: install install-ls word-clusters

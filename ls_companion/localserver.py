@@ -1,7 +1,9 @@
 """Start and stop a local Label Studio and our ML backend (the demo and the test harness use them).
 
 Label Studio runs as a separate process from ``.venv-ls`` (its pins clash with ours), on 127.0.0.1,
-with SQLite in a data folder of our choosing and a known admin token.
+with a known admin token, the way production serves it: ``label-studio init`` (migrations, the admin
+user), then its WSGI app ``core.wsgi:application`` under gunicorn with several workers. Its database is
+SQLite in a data folder of our choosing, or a PostgreSQL database (:class:`Postgres`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,49 @@ DEFAULT_LS_BIN = REPO_ROOT / ".venv-ls" / "bin" / "label-studio"
 
 class LocalServerError(CompanionError):
     """A local server did not start."""
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A PostgreSQL database for Label Studio (its ``DJANGO_DB=default`` and ``POSTGRE_*`` settings)."""
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DJANGO_DB": "default",
+            "POSTGRE_NAME": self.name,
+            "POSTGRE_USER": self.user,
+            "POSTGRE_PASSWORD": self.password,
+            "POSTGRE_HOST": self.host,
+            "POSTGRE_PORT": str(self.port),
+        }
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [tool, "-h", self.host, "-p", str(self.port), "-U", self.user, *args, self.name]
+        try:
+            subprocess.run(
+                command,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "PGPASSWORD": self.password},
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            stderr = getattr(exc, "stderr", None) or str(exc)
+            raise LocalServerError(f"{tool} {self.name} failed: {stderr.strip()}") from None
+
+    def create(self) -> None:
+        """Create the (empty) database; ``label-studio init`` migrates it."""
+        self._run("createdb")
+
+    def drop(self) -> None:
+        self._run("dropdb", "--if-exists", "--force")
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -151,6 +196,15 @@ def _spawn(
     return process
 
 
+def _label_studio_package(python: Path) -> Path:
+    """The installed ``label_studio`` package folder of the virtualenv ``python`` belongs to."""
+    venv = python.parent.parent
+    found = sorted(venv.glob("lib/python3*/site-packages/label_studio/core/wsgi.py"))
+    if not found:
+        raise InputError(f"Label Studio's WSGI app is not installed under {venv}: run `make install-ls`")
+    return found[-1].parent.parent
+
+
 def start_label_studio(
     data_dir: Path,
     *,
@@ -160,26 +214,61 @@ def start_label_studio(
     port: int | None = None,
     ls_bin: Path = DEFAULT_LS_BIN,
     base_env: Mapping[str, str] | None = None,
+    postgres: Postgres | None = None,
+    workers: int = 2,
+    threads: int = 4,
+    request_timeout: int = 120,
     timeout: float = 240.0,
 ) -> LabelStudioProcess:
-    """Start Label Studio on 127.0.0.1 with its data in ``data_dir`` and wait for ``/health``."""
+    """Start Label Studio on 127.0.0.1 with its data in ``data_dir`` and wait for ``/health``.
+
+    ``label-studio init`` migrates the database and creates the admin user, then gunicorn serves
+    ``core.wsgi:application`` with ``workers`` x ``threads`` (measured on 2 cores: PATCH 56 ms vs
+    95 ms under ``label-studio start``). A request running longer than ``request_timeout`` seconds
+    is killed, like the 120 s ``harakiri`` of Label Studio's image. ``postgres``: an existing
+    database to use instead of SQLite in ``data_dir``.
+    """
     if not ls_bin.exists():
         raise InputError(f"Label Studio is not installed at {ls_bin}: run `make install-ls`")
+    python = ls_bin.parent / "python"
+    package = _label_studio_package(python)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir / "label-studio.log"
     env = label_studio_env(
         data_dir, username=username, password=password, token=token, base=base_env or os.environ
     )
+    env.update(postgres.env() if postgres is not None else {})
+    env["DJANGO_SETTINGS_MODULE"] = "core.settings.label_studio"
+    with log_path.open("ab") as log_file:
+        init = subprocess.run(
+            [str(ls_bin), "init", "--no-browser"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=data_dir,
+            timeout=timeout,
+            check=False,
+        )
+    if init.returncode != 0:
+        raise LocalServerError(
+            f"label-studio init exited with code {init.returncode}", detail=f"see {log_path}"
+        )
     url = f"http://127.0.0.1:{port}"
+    command = [
+        str(python),
+        "-m",
+        "gunicorn",
+        "core.wsgi:application",
+        f"--bind=127.0.0.1:{port}",
+        f"--workers={workers}",
+        f"--threads={threads}",
+        "--worker-class=gthread",
+        f"--timeout={request_timeout}",
+        "--graceful-timeout=10",
+    ]
     process = _spawn(
-        [str(ls_bin), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=data_dir,
-        log_path=log_path,
-        url=url,
-        timeout=timeout,
-        what="Label Studio",
+        command, env=env, cwd=package, log_path=log_path, url=url, timeout=timeout, what="Label Studio"
     )
     return LabelStudioProcess(url, token, username, password, log_path, process)
 

@@ -1,7 +1,9 @@
 """Session fixtures: a real Label Studio (from .venv-ls) and a private Redis, started once per session.
 
 Both start lazily, so a single unit test needs neither. To iterate faster against a Label Studio
-you already run, set LSC_TEST_LABEL_STUDIO_URL and LSC_TEST_LABEL_STUDIO_TOKEN.
+you already run, set LSC_TEST_LABEL_STUDIO_URL and LSC_TEST_LABEL_STUDIO_TOKEN. LSC_TEST_DB=postgresql
+(``make test TEST_DB=postgresql``) puts Label Studio on a fresh PostgreSQL database on 127.0.0.1:5432
+(user postgres, trust auth), named ``<LSC_TEST_DB_PREFIX>_<random>`` and dropped at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ls_companion.client import LabelStudioClient
-from ls_companion.localserver import LabelStudioProcess, LocalServerError, start_label_studio
+from ls_companion.localserver import LabelStudioProcess, LocalServerError, Postgres, start_label_studio
 from ls_companion.settings import Settings
 from tests.harness.redis_server import RedisProcess, start_redis
 
@@ -66,15 +68,28 @@ def label_studio(
         yield LabelStudioProcess(url.rstrip("/"), token, "", "", Path(os.devnull))
         return
     data_dir = tmp_path_factory.mktemp("label-studio")
+    database = os.environ.get("LSC_TEST_DB", "sqlite")
+    if database not in ("sqlite", "postgresql"):
+        pytest.fail(f"LSC_TEST_DB: {database!r} is not sqlite or postgresql")
+    postgres = None
+    if database == "postgresql":
+        prefix = os.environ.get("LSC_TEST_DB_PREFIX", "lsc_test")
+        postgres = Postgres(f"{prefix}_{secrets.token_hex(4)}")
     try:
-        server = start_label_studio(data_dir, token=secrets.token_hex(20))
+        if postgres is not None:
+            postgres.create()
+        server = start_label_studio(data_dir, token=secrets.token_hex(20), postgres=postgres)
     except LocalServerError as exc:
+        if postgres is not None:
+            postgres.drop()
         pytest.fail(f"{exc}\n{(data_dir / 'label-studio.log').read_text(errors='replace')[-4000:]}")
     request.session.stash[_LS_KEY] = server
     try:
         yield server
     finally:
         server.stop()
+        if postgres is not None:
+            postgres.drop()
 
 
 @pytest.fixture(scope="session")
