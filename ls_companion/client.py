@@ -54,6 +54,7 @@ _ANNOTATION_FIELDS = (
     "created_at",
 )
 _PREDICTION_FIELDS = ("predictions", "result", "score", "model_version", "cluster")
+_PREDICTION_VERSION_FIELDS = ("predictions", "model_version")
 
 DEFAULT_IMPORT_CHUNK = 500
 DEFAULT_PAGE_SIZE = 1000
@@ -315,6 +316,7 @@ class LabelStudioClient:
         data: bool = True,
         annotations: bool = True,
         predictions: bool = False,
+        prediction_results: bool = True,
         updated_since: datetime | str | None = None,
         task_ids: Sequence[int] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
@@ -322,6 +324,7 @@ class LabelStudioClient:
         """The project's tasks in id order, with only the fields asked for.
 
         Ordered by id so that a task updated while we page can only show up twice, never be skipped.
+        ``prediction_results=False`` lists predictions with their id and model version only.
         """
         include = list(_TASK_FIELDS)
         if data:
@@ -329,7 +332,7 @@ class LabelStudioClient:
         if annotations:
             include.extend((*_ANNOTATION_FIELDS, "updated_at"))
         if predictions:
-            include.extend(_PREDICTION_FIELDS)
+            include.extend(_PREDICTION_FIELDS if prediction_results else _PREDICTION_VERSION_FIELDS)
         query: JSON = updated_since_query(updated_since) if updated_since is not None else {}
         if task_ids is not None:
             if not task_ids:
@@ -490,6 +493,9 @@ class LabelStudioClient:
             f"update prediction {prediction_id}",
             lambda: self._sdk.predictions.update(prediction_id, **fields),
         )
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        self._call(f"delete prediction {prediction_id}", lambda: self._sdk.predictions.delete(prediction_id))
 
     def retrieve_predictions(self, project_id: int, task_ids: Sequence[int] | None = None) -> None:
         """Run the Data Manager action that asks the project's ML backend for predictions."""

@@ -218,7 +218,7 @@ def start_label_studio(
     workers: int = 2,
     threads: int = 4,
     request_timeout: int = 120,
-    timeout: float = 240.0,
+    timeout: float = 300.0,
 ) -> LabelStudioProcess:
     """Start Label Studio on 127.0.0.1 with its data in ``data_dir`` and wait for ``/health``.
 
@@ -226,7 +226,8 @@ def start_label_studio(
     ``core.wsgi:application`` with ``workers`` x ``threads`` (measured on 2 cores: PATCH 56 ms vs
     95 ms under ``label-studio start``). A request running longer than ``request_timeout`` seconds
     is killed, like the 120 s ``harakiri`` of Label Studio's image. ``postgres``: an existing
-    database to use instead of SQLite in ``data_dir``.
+    database to use instead of SQLite in ``data_dir``. ``timeout`` bounds the init and the wait for
+    ``/health`` each (migrating a new database takes a minute or more on a busy 2-core machine).
     """
     if not ls_bin.exists():
         raise InputError(f"Label Studio is not installed at {ls_bin}: run `make install-ls`")
@@ -241,15 +242,20 @@ def start_label_studio(
     env.update(postgres.env() if postgres is not None else {})
     env["DJANGO_SETTINGS_MODULE"] = "core.settings.label_studio"
     with log_path.open("ab") as log_file:
-        init = subprocess.run(
-            [str(ls_bin), "init", "--no-browser"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=data_dir,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            init = subprocess.run(
+                [str(ls_bin), "init", "--no-browser"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=data_dir,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise LocalServerError(
+                f"label-studio init did not finish within {timeout:.0f} s", detail=f"see {log_path}"
+            ) from None
     if init.returncode != 0:
         raise LocalServerError(
             f"label-studio init exited with code {init.returncode}", detail=f"see {log_path}"

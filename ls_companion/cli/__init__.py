@@ -6,6 +6,7 @@ from ls_companion.cli import (  # noqa: F401  (registers)
     gate,
     guidelines,
     metrics,
+    prelabel,
     report,
     select,
     simulate,

@@ -38,9 +38,13 @@ LS_NETWORK_SWITCHES = ("ML_BLOCK_LOCAL_IP", "SSRF_PROTECTION_ENABLED")
 LS_FALSE = {"false", "no", "not", "off", "0"}
 LS_TRUE = {"true", "yes", "on", "1"}
 LS_DATA_DIR = "/label-studio/data"
+#: How Label Studio's image serves production (its entrypoint: wait for the database, migrate,
+#: ``label-studio init``, then uWSGI on 8080).
+LS_PRODUCTION_COMMAND = ["label-studio-uwsgi"]
+POSTGRES_DATA_DIR = "/var/lib/postgresql/data"
 
 #: Ports the images we do not build listen on (inside the compose network).
-IMAGE_PORTS = {"heartexlabs/label-studio": 8080, "redis": 6379}
+IMAGE_PORTS = {"heartexlabs/label-studio": 8080, "redis": 6379, "postgres": 5432}
 DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379}
 
 
@@ -938,9 +942,47 @@ class Deployment:
             problems.append(f"{where}.environment: COLLECT_ANALYTICS must be false")
         data = [m for m in self.mounts(name) if m.target.rstrip("/") == LS_DATA_DIR]
         if not data or data[0].kind != "volume":
-            problems.append(f"{where}.volumes: {LS_DATA_DIR} (its SQLite database) must be a named volume")
+            problems.append(f"{where}.volumes: {LS_DATA_DIR} (uploads, exports) must be a named volume")
         if self.health_argv(name) is None:
             problems.append(f"{where}: no health check")
+        if self.argv(name) != LS_PRODUCTION_COMMAND:
+            problems.append(
+                f"{where}.command: {self.argv(name)!r}, want {LS_PRODUCTION_COMMAND!r} (the image's production server)"
+            )
+        return problems + self.database_problems(name)
+
+    def database_problems(self, name: str) -> list[str]:
+        """Label Studio on a PostgreSQL service: the same database, user and password on both sides."""
+        where = f"services.{name}"
+        env = self.environment(name)
+        if env.get("DJANGO_DB") != "default":
+            return [f"{where}.environment: DJANGO_DB is {env.get('DJANGO_DB')!r}; 'default' means PostgreSQL"]
+        host = env.get("POSTGRE_HOST") or ""
+        if image_repository(str(self.services.get(host, {}).get("image", ""))) != "postgres":
+            return [f"{where}.environment.POSTGRE_HOST: {host!r} is not a postgres service"]
+        problems = []
+        rule = (self.services[name].get("depends_on") or {}).get(host) or {}
+        if rule.get("condition") != "service_healthy":
+            problems.append(f"{where}.depends_on.{host}: must wait for service_healthy")
+        db = self.environment(host)
+        user = db.get("POSTGRES_USER") or "postgres"  # the image's defaults
+        wanted = {
+            "POSTGRE_NAME": db.get("POSTGRES_DB") or user,
+            "POSTGRE_USER": user,
+            "POSTGRE_PASSWORD": db.get("POSTGRES_PASSWORD"),
+            "POSTGRE_PORT": "5432",
+        }
+        for key, value in wanted.items():
+            if env.get(key) != value:
+                problems.append(
+                    f"{where}.environment.{key}: {env.get(key)!r}, but services.{host} has {value!r}"
+                )
+        data = [m for m in self.mounts(host) if m.target.rstrip("/") == POSTGRES_DATA_DIR]
+        if not data or data[0].kind != "volume":
+            problems.append(f"services.{host}.volumes: {POSTGRES_DATA_DIR} must be a named volume")
+        health = self.health_argv(host)
+        if health is None or not health[1] or health[1][0] != "pg_isready":
+            problems.append(f"services.{host}.healthcheck: not `pg_isready`")
         return problems
 
     def file_problems(self) -> list[str]:

@@ -243,6 +243,38 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "want 'heartexlabs/label-studio:1.23.2'",
     ),
     (
+        "LS dev server",
+        _set("label-studio", "command", ["label-studio", "start"]),
+        "want ['label-studio-uwsgi'] (the image's production server)",
+    ),
+    ("LS on SQLite", _drop_env("label-studio", "DJANGO_DB"), "DJANGO_DB is None"),
+    (
+        "LS on no database service",
+        _set_env("label-studio", "POSTGRE_HOST", "redis"),
+        "POSTGRE_HOST: 'redis' is not a postgres service",
+    ),
+    (
+        "database password mismatch",
+        _set_env("label-studio", "POSTGRE_PASSWORD", "other"),
+        "POSTGRE_PASSWORD: 'other', but services.postgres has",
+    ),
+    (
+        "database name mismatch",
+        _set_env("label-studio", "POSTGRE_NAME", "postgres"),
+        "POSTGRE_NAME: 'postgres', but services.postgres has 'labelstudio'",
+    ),
+    (
+        "database not a volume",
+        _set("postgres", "volumes", []),
+        "/var/lib/postgresql/data must be a named volume",
+    ),
+    (
+        "database not awaited",
+        _set("label-studio", "depends_on", {"postgres": {"condition": "service_started"}}),
+        "depends_on.postgres: must wait for service_healthy",
+    ),
+    ("database without health check", _set("postgres", "healthcheck", {"disable": True}), "not `pg_isready`"),
+    (
         "SSRF on",
         _set_env("label-studio", "LABEL_STUDIO_SSRF_PROTECTION_ENABLED", "true"),
         "SSRF_PROTECTION_ENABLED is 'true'",

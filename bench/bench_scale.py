@@ -1,0 +1,219 @@
+"""A large project end to end: Label Studio under gunicorn on PostgreSQL (and SQLite alongside),
+pre-labelling and write-back, each next to its naive path measured in the same run.
+
+Per database: import ``--tasks`` tasks (10 % of them with 3 annotations, in bulk import requests), then
+- pre-labelling: ``prelabel`` (chunked ``retrieve_tasks_predictions``) of every task, next to serial
+  single-task prediction creation (the action on one task at a time, on a sample) and one action over
+  all tasks (Label Studio kills it after its 120 s request limit: reported as a timeout);
+- write-back: the sync's PATCHes (``writeback.send_updates``) on disjoint samples with 1, 2, 4, 8
+  writers (rate per writer count); the first full sync and an incremental sync after 1 % of the tasks
+  got a new annotation, with wall time and PATCH time, next to the same PATCHes at the serial rate.
+Targets: prelabel >= 5x the serial task rate with no timeout; write-back >= 1.6x the serial PATCH rate.
+
+Run: ``.venv/bin/python -m bench.bench_scale --tasks 100000`` (``--db postgresql``/``sqlite`` for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ls_companion.client import LabelStudioClient
+from ls_companion.errors import LabelStudioError
+from ls_companion.localserver import (
+    REPO_ROOT,
+    LabelStudioProcess,
+    MLBackendProcess,
+    Postgres,
+    backend_env,
+    start_label_studio,
+    start_ml_backend,
+)
+from ls_companion.prelabel import run_prelabel
+from ls_companion.settings import Settings
+from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.options import SyncOptions
+from ls_companion.sync.train_step import connected_backend
+from ls_companion.sync.writeback import MetaUpdate, send_updates
+
+CONFIG = """<View><Text name="text" value="$text"/>
+  <Choices name="label" toName="text" choice="single"><Choice value="ham"/><Choice value="spam"/></Choices>
+</View>"""
+WRITERS = (1, 2, 4, 8)
+WRITER_SAMPLE = 300
+SERIAL_SAMPLE = 40
+
+
+def choice(value: str) -> list[dict[str, Any]]:
+    return [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [value]}}]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def build(client: LabelStudioClient, n_tasks: int, users: list[int]) -> tuple[int, list[int], float]:
+    project = client.create_project(title=f"bench scale {secrets.token_hex(3)}", label_config=CONFIG)
+    tasks = []
+    for i in range(n_tasks):
+        spam = i % 3 == 0
+        task: dict[str, Any] = {
+            "data": {"text": f"message {i}: {'win a prize now' if spam else 'lunch at noon'}"}
+        }
+        if i % 10 == 0:
+            answers = ["spam" if spam else "ham"] * 2 + ["ham" if i % 4 == 0 else ("spam" if spam else "ham")]
+            task["annotations"] = [
+                {"result": choice(a), "completed_by": u, "lead_time": 4.0}
+                for u, a in zip(users, answers, strict=True)
+            ]
+        tasks.append(task)
+    started = time.perf_counter()
+    ids = client.import_tasks(project.id, tasks, chunk_size=1000)
+    return project.id, ids, time.perf_counter() - started
+
+
+def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> MLBackendProcess:
+    """Our ML backend, trained on the project's annotated tasks (``ml-backend train``), served."""
+    model_dir = root / "models"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    env = backend_env(model_dir, label_studio_url=server.url, api_key=server.token, port=0)
+    env.pop("PORT")
+    subprocess.run(
+        [sys.executable, "-m", "ml_backend.cli", "train", str(project_id)],
+        env=env,
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
+    return start_ml_backend(model_dir, label_studio_url=server.url, api_key=server.token)
+
+
+def bench_prelabel(client: LabelStudioClient, project_id: int, ids: list[int], root: Path) -> None:
+    version = connected_backend(client, project_id)
+    assert version is not None
+    started = time.perf_counter()
+    for task_id in ids[-SERIAL_SAMPLE:]:
+        client.retrieve_predictions(project_id, [task_id])
+    serial = SERIAL_SAMPLE / (time.perf_counter() - started)
+    client.delete_model_version_predictions(project_id, version.model_version)
+    say(
+        f"  naive: serial single-task prediction creation   {serial:8.1f} tasks/s (sample of {SERIAL_SAMPLE})"
+    )
+
+    started = time.perf_counter()
+    try:
+        client.retrieve_predictions(project_id)
+        outcome = "finished"
+    except LabelStudioError as exc:
+        outcome = f"FAILED ({exc})"
+    one = time.perf_counter() - started
+    say(f"  naive: one retrieve_tasks_predictions, all {len(ids)} tasks: {outcome} after {one:.1f} s")
+    time.sleep(15)  # gunicorn restarts the worker it killed
+    client.delete_model_version_predictions(project_id, version.model_version)
+
+    result = run_prelabel(client, root / "data", project_id)
+    rate = result.requested / result.seconds
+    say(
+        f"  prelabel: {result.requested} tasks in {result.requests} requests, {result.seconds:.1f} s, "
+        f"{rate:.1f} tasks/s = {rate / serial:.1f}x serial (target >= 5x): {'ok' if rate >= 5 * serial else 'MISSED'}"
+    )
+
+
+def bench_writers(client: LabelStudioClient, project_id: int, ids: list[int]) -> float:
+    """PATCH rate of the sync's write-back per writer count, each on its own sample of tasks."""
+    tasks = list(
+        client.list_tasks(project_id, annotations=False, task_ids=ids[1 : 1 + WRITER_SAMPLE * len(WRITERS)])
+    )
+    rates = {}
+    for k, workers in enumerate(WRITERS):
+        sample = tasks[k * WRITER_SAMPLE : (k + 1) * WRITER_SAMPLE]
+        updates = [MetaUpdate(t, {"bench": workers}, {"lsc_bench": workers}) for t in sample]
+        started = time.perf_counter()
+        sent = send_updates(client, updates, workers=workers)
+        rates[workers] = sent / (time.perf_counter() - started)
+    serial = rates[1]
+    say(
+        "  write-back PATCH/s by writers: "
+        + ", ".join(f"{w}: {r:.1f} ({r / serial:.2f}x)" for w, r in rates.items())
+    )
+    return serial
+
+
+def bench_sync(
+    settings: Settings,
+    client: LabelStudioClient,
+    project_id: int,
+    ids: list[int],
+    serial: float,
+    users: list[int],
+) -> None:
+    options = SyncOptions(retrain_after=0)
+    for name in ("first full sync", "incremental sync, 1 % changed"):
+        if name.startswith("incremental"):
+            for task_id in ids[1::100]:
+                client.create_annotation(task_id, choice("spam"), completed_by=users[0], lead_time=3.0)
+        result = sync_inline(settings, client, project_id, options)
+        patch = result.timings.get("patch", 0.0)
+        naive = result.seconds - patch + result.patches / serial
+        rate = result.patches / patch if patch else 0.0
+        say(
+            f"  {name}: {result.seconds:.1f} s ({result.patches} PATCH in {patch:.1f} s, {rate:.1f}/s, "
+            f"{options.patch_workers} writers); at the serial PATCH rate: {naive:.1f} s "
+            f"({rate / serial:.2f}x serial, target >= 1.6x: {'ok' if rate >= 1.6 * serial else 'MISSED'})"
+        )
+
+
+def bench_database(database: str, n_tasks: int) -> None:
+    say(f"\n--- Label Studio under gunicorn on {database}, {n_tasks} tasks ---")
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        root = Path(tmp)
+        postgres = Postgres(f"scale_bench_{secrets.token_hex(4)}") if database == "postgresql" else None
+        if postgres is not None:
+            postgres.create()
+        server = start_label_studio(root / "ls", token=secrets.token_hex(20), postgres=postgres)
+        backend = None
+        try:
+            client = LabelStudioClient(server.url, server.token, timeout=300)
+            tag = secrets.token_hex(3)
+            users = [
+                client.create_user(f"scale{k}-{tag}@example.com", password="pass-12345").id for k in range(3)
+            ]
+            project_id, ids, seconds = build(client, n_tasks, users)
+            say(f"  import: {len(ids)} tasks ({n_tasks // 10} with 3 annotations) in {seconds:.1f} s")
+            started = time.perf_counter()
+            backend = trained_backend(server, project_id, root)
+            say(f"  ml-backend train + serve: {time.perf_counter() - started:.1f} s")
+            client.create_ml_backend(project_id, backend.url, title="bench")
+            bench_prelabel(client, project_id, ids, root)
+            serial = bench_writers(client, project_id, ids)
+            settings = Settings(
+                label_studio_url=server.url, label_studio_api_key=server.token, data_dir=root / "data"
+            )
+            bench_sync(settings, client, project_id, ids, serial, users)
+            client.close()
+        finally:
+            if backend is not None:
+                backend.stop()
+            server.stop()
+            if postgres is not None:
+                postgres.drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--db", choices=("postgresql", "sqlite", "both"), default="both")
+    args = parser.parse_args()
+    for database in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
+        bench_database(database, args.tasks)
+
+
+if __name__ == "__main__":
+    main()
