@@ -34,8 +34,9 @@ from bench.bench_ml_quality import reference_model
 from ls_companion.localserver import free_port, wait_for_health
 from ls_companion.modelselect import SelectedModel
 from ml_backend.labelconfig import parse_label_config
-from ml_backend.models.bundle import ModelBundle, TrainedControl, new_model
-from ml_backend.predictor import predict_tasks
+from ml_backend.models.bundle import ModelBundle, TrainedControl
+from ml_backend.predictor import predict_tasks, serving_controls
+from ml_backend.registry import plugin_named
 from ml_backend.store import ModelStore
 from tests.harness.ml_backend import start_ml_backend
 
@@ -89,9 +90,8 @@ def load_sms() -> tuple[list[str], list[str]]:
 def publish_model(model_dir: Path, texts: list[str], labels: list[str]) -> tuple[str, str]:
     """The version and the name of its chosen candidate."""
     spec = parse_label_config(CONFIG).controls[0]
-    model = new_model(spec)
+    model = plugin_named(spec.plugin).fit(spec, texts, labels, None)
     assert isinstance(model, SelectedModel)
-    model.fit(texts, labels)
     bundle = ModelBundle({spec.name: TrainedControl(spec, model)})
     store = ModelStore(model_dir)
     with store.lock(PROJECT):
@@ -182,8 +182,8 @@ def in_process(texts: list[str], labels: list[str], model_dir: Path, batch: list
     bare = min(_timed(lambda: model.predict_proba(batch_texts)) for _ in range(20))
     loaded = ModelStore(model_dir).current(PROJECT)
     assert loaded is not None
-    config = parse_label_config(CONFIG)
-    ours = min(_timed(lambda: predict_tasks(loaded, config, batch)) for _ in range(20))
+    controls = serving_controls(loaded, parse_label_config(CONFIG))
+    ours = min(_timed(lambda: predict_tasks(controls, loaded.version, batch)) for _ in range(20))
     print("in process, 1,000 tasks (best of 20):")
     print(f"  baseline reference model (1-3g, C=10) predict_proba: {1000 / bare:10,.0f} tasks/s")
     print(

@@ -19,41 +19,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from ls_companion.records import Annotation, Task
-from ml_backend.labelconfig import ControlSpec
+from ml_backend.plugin import ControlSpec, Target
+from ml_backend.registry import plugin_named
 
-SpanTuple = tuple[int, int, str]
-Target = str | tuple[str, ...] | tuple[SpanTuple, ...]
 Consensus = Callable[[ControlSpec, Sequence[Target]], Target | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Example:
+    """``text``: the task's value under the control's ``$variable`` (the text, or the image's URL)."""
+
     task_id: int
     text: str
     target: Target
 
 
 def annotation_target(annotation: Annotation, spec: ControlSpec) -> Target | None:
-    """What one annotation says for ``spec``, or None if it says nothing usable."""
+    """What one annotation says for ``spec`` (read by the control's plugin), or None if nothing usable."""
     items = [r for r in annotation.result if isinstance(r, dict) and r.get("from_name") == spec.name]
-    allowed = set(spec.classes)
-    if spec.kind == "spans":
-        return tuple(sorted({span for item in items if (span := _span(item, allowed)) is not None}))
-    chosen = [
-        str(v) for item in items for v in (item.get("value") or {}).get("choices") or () if str(v) in allowed
-    ]
-    if spec.kind == "multi":
-        return tuple(sorted(set(chosen)))
-    return chosen[0] if len(chosen) == 1 else None
-
-
-def _span(item: dict[str, Any], allowed: set[str]) -> SpanTuple | None:
-    value = item.get("value") or {}
-    labels = [str(v) for v in value.get("labels") or () if str(v) in allowed]
-    start, end = value.get("start"), value.get("end")
-    if len(labels) != 1 or not isinstance(start, int) or not isinstance(end, int) or end <= start:
-        return None
-    return (start, end, labels[0])
+    return plugin_named(spec.plugin).target(spec, items)
 
 
 def majority_consensus(spec: ControlSpec, votes: Sequence[Target]) -> Target | None:

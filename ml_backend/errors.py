@@ -75,3 +75,10 @@ class TrainingError(BackendError):
 
     status = 409
     code = "training_failed"
+
+
+class MediaError(BackendError):
+    """A task's media (an image) cannot be fetched or decoded: that task gets no prediction."""
+
+    status = 422
+    code = "media_error"

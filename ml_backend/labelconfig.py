@@ -1,4 +1,4 @@
-"""Which controls of a labeling config the backend can serve, parsed once per distinct config.
+"""Which controls of a labeling config the backend can serve (and by which plugin), parsed once per config.
 
 Label Studio sends the whole config with every ``/setup`` and ``/predict`` call, so the parse is cached
 by the config's hash and a repeated call costs one SHA-256 of the text.
@@ -10,39 +10,15 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from threading import Lock
-from typing import Any, Literal
+from typing import Any
 
 from ml_backend.errors import InvalidLabelConfig
+from ml_backend.plugin import ControlSpec, ControlView
+from ml_backend.registry import match
 
-Kind = Literal["single", "multi", "spans"]
+__all__ = ["ControlSpec", "ParsedConfig", "Unsupported", "config_hash", "parse_label_config", "warm_up"]
 
 _CACHE_SIZE = 256
-
-
-@dataclass(frozen=True, slots=True)
-class ControlSpec:
-    """A control the backend can predict: its name, the Text it labels and the classes it offers."""
-
-    name: str
-    tag: str
-    kind: Kind
-    to_name: str
-    value_key: str
-    classes: tuple[str, ...]
-
-    @property
-    def result_type(self) -> str:
-        return "labels" if self.kind == "spans" else "choices"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "tag": self.tag,
-            "kind": self.kind,
-            "to_name": self.to_name,
-            "value_key": self.value_key,
-            "classes": list(self.classes),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,44 +83,34 @@ def _parse(label_config: str, key: str) -> ParsedConfig:
             f"cannot parse the labeling config ({reason})", field="label_config"
         ) from None
     objects = {obj.name: obj for obj in interface.objects}
+    views = [_view(control, objects) for control in interface.controls]
     served: list[ControlSpec] = []
     unsupported: list[Unsupported] = []
-    for control in interface.controls:
-        spec_or_reason = _classify(control, objects)
+    for view in views:
+        spec_or_reason = match(view, views)
         if isinstance(spec_or_reason, ControlSpec):
             served.append(spec_or_reason)
         else:
-            unsupported.append(Unsupported(control.name, control.tag, spec_or_reason))
-    return ParsedConfig(key, tuple(served), tuple(unsupported))
+            unsupported.append(Unsupported(view.name, view.tag, spec_or_reason))
+    covered = {name for spec in served for name in spec.covers}
+    return ParsedConfig(key, tuple(served), tuple(u for u in unsupported if u.name not in covered))
 
 
-def _classify(control: Any, objects: dict[str, Any]) -> ControlSpec | str:
-    """A ControlSpec, or the reason the control is not served."""
-    tag = str(control.tag)
-    if tag not in ("Choices", "Labels"):
-        return f"{tag} is not served: only Choices and Labels on Text are"
-    attrs = {k.lower(): str(v).lower() for k, v in (control.attr or {}).items()}
-    if attrs.get("perregion") == "true":
-        return "per-region choices are not served"
+def _lower(attrs: Any) -> dict[str, str]:
+    return {str(k).lower(): str(v).lower() for k, v in (attrs or {}).items()}
+
+
+def _view(control: Any, objects: dict[str, Any]) -> ControlView:
+    """A control and the one object it labels (``object_tag`` empty when it labels none or several)."""
     targets = list(control.to_name or [])
-    if len(targets) != 1:
-        return "a control must label exactly one Text tag"
-    target = objects.get(targets[0])
-    if target is None or str(target.tag) != "Text":
-        found = "missing" if target is None else str(target.tag)
-        return f"it labels {targets[0]} ({found}); only Text is served"
-    target_attrs = {k.lower(): str(v).lower() for k, v in (target.attr or {}).items()}
-    if target_attrs.get("valuetype", "text") != "text":
-        return "Text with valueType other than text (a URL) is not served"
-    value_key = str(target.value_name or "").strip()
-    if not value_key:
-        return f"Text {target.name} has no $variable value"
-    classes = tuple(dict.fromkeys(str(label) for label in control.labels or ()))
-    if not classes:
-        return "the control has no classes"
-    kind: Kind = "spans"
-    if tag == "Choices":
-        kind = "multi" if attrs.get("choice") == "multiple" else "single"
-        if kind == "single" and len(classes) < 2:
-            return "a single-choice control needs at least two choices"
-    return ControlSpec(str(control.name), tag, kind, target.name, value_key, classes)
+    target = objects.get(targets[0]) if len(targets) == 1 else None
+    return ControlView(
+        name=str(control.name),
+        tag=str(control.tag),
+        to_name=str(target.name) if target is not None else ",".join(targets),
+        object_tag=str(target.tag) if target is not None else "",
+        value_key=str(target.value_name or "").strip() if target is not None else "",
+        classes=tuple(dict.fromkeys(str(label) for label in control.labels or ())),
+        attrs=_lower(control.attr),
+        object_attrs=_lower(target.attr) if target is not None else {},
+    )

@@ -15,13 +15,18 @@ from numpy.typing import NDArray
 
 from ml_backend.errors import InvalidRequest, NotTrained
 from ml_backend.labelconfig import ParsedConfig
-from ml_backend.models.bundle import ClassOutput, TrainedControl
-from ml_backend.results import control_results
-from ml_backend.scoring import Uncertainties, uncertainties
+from ml_backend.media import MediaFetcher, read_inputs
+from ml_backend.models.bundle import TrainedControl
+from ml_backend.registry import plugin_named, pretrained_model
 from ml_backend.store import LoadedModel
 
 JSON = dict[str, Any]
 FloatArray = NDArray[np.float64]
+
+#: The version /setup reports and predictions carry before the first training, without and with a
+#: pretrained plugin serving a control of the config.
+UNTRAINED = "untrained"
+PRETRAINED = "pretrained"
 
 
 def _round(values: FloatArray) -> list[float]:
@@ -29,51 +34,62 @@ def _round(values: FloatArray) -> list[float]:
     return rounded
 
 
+def serving_controls(loaded: LoadedModel | None, config: ParsedConfig) -> list[TrainedControl]:
+    """The models that answer for ``config``: the trained ones that still fit it, and pretrained ones."""
+    controls: list[TrainedControl] = []
+    for spec in config.controls:
+        trained = loaded.bundle.serving(spec) if loaded is not None else None
+        if trained is None and not plugin_named(spec.plugin).trainable:
+            trained = TrainedControl(spec, pretrained_model(spec))
+        if trained is not None:
+            controls.append(trained)
+    return controls
+
+
+def minimum_score(loaded: LoadedModel | None, default: float) -> float:
+    """The project's minimum pre-label score: the version's ``min_score`` metadata, else ``default``."""
+    project_minimum = loaded.metadata.get("min_score") if loaded is not None else None
+    return default if project_minimum is None else float(project_minimum)
+
+
+def serving_version(loaded: LoadedModel | None, controls: Sequence[TrainedControl]) -> str:
+    if loaded is not None:
+        return loaded.version
+    return PRETRAINED if controls else UNTRAINED
+
+
 def predict_tasks(
-    loaded: LoadedModel, config: ParsedConfig, tasks: Sequence[Mapping[str, Any]], *, min_score: float = 0.0
+    controls: Sequence[TrainedControl],
+    version: str,
+    tasks: Sequence[Mapping[str, Any]],
+    media: MediaFetcher | None = None,
+    *,
+    min_score: float = 0.0,
 ) -> list[list[JSON]]:
     """Label Studio's ``results``: per task, ``[]`` or ``[prediction]`` (positional, as LS matches them).
 
-    The uncertainty triple is not part of a prediction: LS keeps only result, score and model_version
-    (``/score`` has the triple). A task whose score is below the project's minimum (the version's
-    ``min_score`` metadata, else ``min_score``) gets ``[]``: no guess to anchor its annotator.
+    A task without a usable input for a control (no text, an image that cannot be fetched or decoded:
+    logged) gets nothing from that control. A task whose score is below ``min_score`` (see
+    ``minimum_score``) gets ``[]``: no guess to anchor its annotator. The uncertainty triple is not part
+    of a prediction: LS keeps only result, score and model_version (``/score`` has the triple).
     """
-    project_minimum = loaded.metadata.get("min_score")
-    threshold = min_score if project_minimum is None else float(project_minimum)
-    served = [
-        (spec, trained) for spec in config.controls if (trained := loaded.bundle.serving(spec)) is not None
-    ]
     n = len(tasks)
     results: list[list[JSON]] = [[] for _ in range(n)]
     doubt = np.full(n, -1.0)  # least confidence of the most uncertain control per task
-    for spec, trained in served:
-        key = spec.value_key
-        rows: list[int] = []
-        texts: list[str] = []
-        for i, task in enumerate(tasks):
-            text = _data(task).get(key)
-            if isinstance(text, str):
-                rows.append(i)
-                texts.append(text)
+    for trained in controls:
+        inputs = read_inputs(trained.spec, tasks, media)
+        rows = [i for i, value in enumerate(inputs) if value is not None]
         if not rows:
             continue
-        output = trained.predict(texts)
-        unc = uncertainties(spec.kind, output)
-        items = control_results(spec, output, texts, unc)
-        doubt[rows] = np.maximum(doubt[rows], unc.least_confidence)
-        for row, task_items in zip(rows, items, strict=True):
+        output = trained.predict([inputs[i] for i in rows])
+        doubt[rows] = np.maximum(doubt[rows], output.uncertainty.least_confidence)
+        for row, task_items in zip(rows, output.regions, strict=True):
             results[row].extend(task_items)
-    version = loaded.version
     scores = np.round(1.0 - doubt, 6).tolist()
     return [
-        [{"result": result, "score": score, "model_version": version}] if threshold <= score <= 1.0 else []
+        [{"result": result, "score": score, "model_version": version}] if min_score <= score <= 1.0 else []
         for result, score in zip(results, scores, strict=True)
     ]
-
-
-def _data(task: Mapping[str, Any]) -> Mapping[str, Any]:
-    data = task.get("data")
-    return data if isinstance(data, Mapping) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,28 +164,31 @@ class Scorer:
     def classes(self) -> tuple[str, ...]:
         return self.trained.classes
 
-    def score_texts(self, texts: Sequence[str], ids: Sequence[Any] | None = None) -> ScoreResult:
+    def score_texts(self, texts: Sequence[Any], ids: Sequence[Any] | None = None) -> ScoreResult:
+        """Scores of model inputs (texts, or decoded images for an Image control)."""
         output = self.trained.predict(texts)
-        unc: Uncertainties = uncertainties(self.kind, output)
+        unc = output.uncertainty
         return ScoreResult(
             model_version=self.model_version,
             control=self.control,
             kind=self.kind,
             classes=self.classes,
             ids=list(ids) if ids is not None else list(range(len(texts))),
-            probabilities=output.probabilities if isinstance(output, ClassOutput) else None,
+            probabilities=output.probabilities,
             least_confidence=unc.least_confidence,
             margin=unc.margin,
             entropy=unc.entropy,
             score=unc.score,
         )
 
-    def score_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> ScoreResult:
-        """Score ``[{"id": ..., "data": {...}}, ...]``; every task needs the control's text."""
-        texts: list[str] = []
-        for k, task in enumerate(tasks):
-            text = _data(task).get(self.value_key)
-            if not isinstance(text, str):
-                raise InvalidRequest("a text is required", field=f"tasks[{k}].data.{self.value_key}")
-            texts.append(text)
-        return self.score_texts(texts, [task.get("id") for task in tasks])
+    def score_tasks(
+        self, tasks: Sequence[Mapping[str, Any]], media: MediaFetcher | None = None
+    ) -> ScoreResult:
+        """Score ``[{"id": ..., "data": {...}}, ...]``; every task needs the control's input."""
+        spec = self.trained.spec
+        inputs = read_inputs(spec, tasks, media)
+        for k, value in enumerate(inputs):
+            if value is None:
+                what = "a text" if spec.object_tag == "Text" else f"a usable {spec.object_tag.lower()}"
+                raise InvalidRequest(f"{what} is required", field=f"tasks[{k}].data.{self.value_key}")
+        return self.score_texts(inputs, [task.get("id") for task in tasks])

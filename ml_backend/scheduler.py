@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from ml_backend.settings import BackendSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,13 @@ class Credentials:
 
     url: str
     token: str = field(repr=False)
+
+
+def pick_credentials(settings: BackendSettings, hint: Credentials | None) -> tuple[str | None, str | None]:
+    """LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY first, else what Label Studio sent in /setup."""
+    url = settings.label_studio_url or (hint.url if hint else None)
+    key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else None
+    return url, key or (hint.token if hint else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ How items are aggregated:
   over classes;
 - spans (NER): the measures of each token's marginal distribution over BIO tags, and an item takes
   its *most uncertain token* (the maximum over tokens), so one doubtful entity flags the whole text
-  however long it is; a text without tokens is certain.
+  however long it is; a text without tokens is certain;
+- regions of a pretrained model (OCR lines): each region's score p as a yes/no question (p, 1 − p), and
+  an item takes its least certain region; an item without regions is certain.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ls_companion.uncertainty import entropy, least_confidence, margin, per_label, per_sequence
-from ml_backend.models.bundle import ClassOutput, ControlOutput
 from ml_backend.models.span_tagger import TaggedText
 
 FloatArray = NDArray[np.float64]
@@ -44,14 +45,6 @@ class Uncertainties:
         return result
 
 
-def uncertainties(kind: str, output: ControlOutput) -> Uncertainties:
-    if isinstance(output, ClassOutput):
-        if kind == "multi":
-            return multi_label_uncertainties(output.probabilities)
-        return class_uncertainties(output.probabilities)
-    return span_uncertainties(output.texts)
-
-
 def class_uncertainties(probabilities: FloatArray) -> Uncertainties:
     return Uncertainties(*(fn(probabilities) for fn in _MEASURES))
 
@@ -65,3 +58,9 @@ def span_uncertainties(texts: Sequence[TaggedText]) -> Uncertainties:
     """Each token's tag distribution; an item takes its most uncertain token (no tokens: certain)."""
     marginals = [t.marginals for t in texts]
     return Uncertainties(*per_sequence(_MEASURES, marginals, "max"))
+
+
+def region_uncertainties(scores: Sequence[Sequence[float]]) -> Uncertainties:
+    """Per item, the measures of its least certain region's (p, 1 − p); no region: certain."""
+    lowest = np.array([min(item, default=1.0) for item in scores], dtype=np.float64).reshape(-1)
+    return class_uncertainties(np.column_stack([lowest, 1.0 - lowest]))

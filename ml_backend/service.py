@@ -14,19 +14,24 @@ from typing import Any
 
 from ml_backend.errors import NotTrained
 from ml_backend.labelconfig import parse_label_config
+from ml_backend.media import MediaFetcher
 from ml_backend.metrics import Metrics
-from ml_backend.predictor import Scorer, ScoreResult, predict_tasks
+from ml_backend.predictor import (
+    Scorer,
+    ScoreResult,
+    minimum_score,
+    predict_tasks,
+    serving_controls,
+    serving_version,
+)
 from ml_backend.protocol import PredictRequest, ScoreRequest, SetupRequest, WebhookEvent
-from ml_backend.scheduler import Credentials, TrainingScheduler
+from ml_backend.scheduler import Credentials, TrainingScheduler, pick_credentials
 from ml_backend.settings import BackendSettings
 from ml_backend.store import ModelStore
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-
-#: What /setup reports before the first training (LS shows it as the model version).
-UNTRAINED = "untrained"
 
 _stores: dict[Path, ModelStore] = {}
 _stores_lock = threading.Lock()
@@ -73,6 +78,8 @@ class BackendService:
         self.scheduler = scheduler
         self.metrics = metrics or Metrics()
         self._credentials: dict[int, Credentials] = {}
+        self._media: dict[tuple[str | None, str | None], MediaFetcher] = {}
+        self._media_lock = threading.Lock()
 
     # -- Label Studio's protocol ----------------------------------------------------------------------
 
@@ -88,24 +95,34 @@ class BackendService:
             self._credentials[request.project_id] = Credentials(request.hostname, request.access_token)
         config = parse_label_config(request.label_config)
         loaded = self.store.current(request.project_id)
-        controls = []
-        for spec in config.controls:
-            trained = loaded is not None and loaded.bundle.serving(spec) is not None
-            controls.append({**spec.as_dict(), "trained": trained})
+        serving = serving_controls(loaded, config)
+        ready = {trained.spec.name for trained in serving}
         return {
-            "model_version": loaded.version if loaded else UNTRAINED,
-            "controls": controls,
+            "model_version": serving_version(loaded, serving),
+            "controls": [{**spec.as_dict(), "trained": spec.name in ready} for spec in config.controls],
             "unsupported": [u.as_dict() for u in config.unsupported],
         }
 
     def predict(self, request: PredictRequest) -> JSON:
         config = parse_label_config(request.label_config)
         loaded = self.store.current(request.project_id)
-        if loaded is None:  # one empty list per task: LS stores nothing and logs no error
-            return {"results": [[] for _ in request.tasks], "model_version": UNTRAINED}
-        results = predict_tasks(loaded, config, request.tasks, min_score=self.settings.min_score)
+        serving = serving_controls(loaded, config)
+        version = serving_version(loaded, serving)
+        if not serving:  # one empty list per task: LS stores nothing and logs no error
+            return {"results": [[] for _ in request.tasks], "model_version": version}
+        minimum = minimum_score(loaded, self.settings.min_score)
+        media = self.media(request.project_id)
+        results = predict_tasks(serving, version, request.tasks, media, min_score=minimum)
         self.metrics.inc("ml_backend_predictions_total", sum(len(r) for r in results))
-        return {"results": results, "model_version": loaded.version}
+        return {"results": results, "model_version": version}
+
+    def media(self, project_id: int) -> MediaFetcher:
+        """The media fetcher of a project's Label Studio (LABEL_STUDIO_URL/API_KEY, else what /setup sent)."""
+        url, token = pick_credentials(self.settings, self._credentials.get(project_id))
+        with self._media_lock:
+            if (url, token) not in self._media:
+                self._media[(url, token)] = MediaFetcher(self.settings, url, token)
+            return self._media[(url, token)]
 
     def webhook(self, event: WebhookEvent) -> JSON:
         self.metrics.inc("ml_backend_webhook_events_total", action=event.action)
@@ -122,7 +139,7 @@ class BackendService:
         loaded = self.store.current(request.project_id)
         if loaded is None:
             raise NotTrained(f"project {request.project_id} has no trained model yet")
-        result = Scorer(loaded, request.control).score_tasks(request.tasks)
+        result = Scorer(loaded, request.control).score_tasks(request.tasks, self.media(request.project_id))
         self.metrics.inc("ml_backend_scored_items_total", len(request.tasks))
         return result
 

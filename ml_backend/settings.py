@@ -80,12 +80,30 @@ class BackendSettings(BaseSettings):
         description="Word-cluster file (`ml-backend word-clusters`) whose clusters the NER tagger uses as features.",
     )
     http_timeout: float = Field(60.0, gt=0, description="Read timeout of Label Studio calls, seconds.")
+    media_timeout: float = Field(
+        20.0, gt=0, description="Timeout of one task media (image) download, seconds."
+    )
+    media_max_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=1024,
+        description="Largest task media file fetched; larger ones get no prediction.",
+    )
+    media_cache_dir: Path | None = Field(
+        None, description="On-disk cache of fetched task media, keyed by URL; default: MODEL_DIR/media-cache."
+    )
+    media_cache_bytes: int = Field(
+        512 * 1024 * 1024, ge=0, description="Size of the media cache; least recently used files go first."
+    )
+    image_embedding_model: Path | None = Field(
+        None,
+        description="ONNX model (image in, vector out) whose embedding the image classifier uses instead of HOG + colour histograms.",
+    )
     host: str = Field("0.0.0.0", description="Address `ml-backend serve` binds to.")
     port: int = Field(9090, ge=1, le=65535, description="Port `ml-backend serve` listens on.")
     workers: int = Field(2, ge=1, description="Gunicorn worker processes.")
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("word_clusters", mode="before")
+    @field_validator("word_clusters", "image_embedding_model", mode="before")
     @classmethod
     def _existing_file(cls, value: object) -> Path | None:
         if value is None or value == "":

@@ -25,20 +25,16 @@ from importlib import metadata as importlib_metadata
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ls_companion.modelselect import SelectedModel
 from ml_backend.dataset import Consensus, Example, examples, is_labeled, majority_consensus
 from ml_backend.errors import BackendError, TrainingError
-from ml_backend.evaluation import multi_metrics, single_metrics, span_metrics
 from ml_backend.labelconfig import ControlSpec, ParsedConfig, parse_label_config
-from ml_backend.models.bundle import Model, ModelBundle, TrainedControl, new_model
-from ml_backend.models.span_tagger import SpanTagger
-from ml_backend.models.word_clusters import WordClusters
-from ml_backend.predictor import predict_tasks
-from ml_backend.results import MULTI_LABEL_THRESHOLD
-from ml_backend.scheduler import Credentials
+from ml_backend.media import MediaFetcher, read_inputs
+from ml_backend.models.bundle import ModelBundle, TrainedControl
+from ml_backend.predictor import minimum_score, predict_tasks, serving_controls
+from ml_backend.registry import plugin_named
+from ml_backend.scheduler import Credentials, pick_credentials
 from ml_backend.settings import BackendSettings
 from ml_backend.store import LoadedModel, ModelStore, is_version
 
@@ -50,7 +46,14 @@ log = logging.getLogger(__name__)
 
 #: Fewest examples before a holdout is split off (below it every example goes into the model).
 MIN_EXAMPLES_FOR_HOLDOUT = 20
-_LIBRARIES = ("scikit-learn", "python-crfsuite", "numpy", "ls-companion")
+_LIBRARIES = (
+    "scikit-learn",
+    "python-crfsuite",
+    "numpy",
+    "scikit-image",
+    "rapidocr-onnxruntime",
+    "ls-companion",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,39 +66,39 @@ def fit_control(
     spec: ControlSpec,
     items: Sequence[Example],
     *,
+    inputs: Sequence[Any] | None = None,
     min_examples: int = 4,
     holdout_fraction: float = 0.2,
-    word_clusters: WordClusters | None = None,
-    selection_budget: float = 20.0,
+    settings: BackendSettings | None = None,
 ) -> FittedControl:
-    """Fit one control on its examples; measure it on a holdout first when there are enough examples.
+    """Fit one control with its plugin; measure it on a holdout first when there are enough examples.
 
-    ``word_clusters`` feed the span tagger (text classifiers do not use them). A single-choice
-    control selects its model on the examples (for the holdout probe: on the training part only), and
-    the report's ``model`` names the chosen candidate with every candidate's CV scores."""
+    ``inputs`` are the model inputs of ``items`` (default: their texts; decoded images for an Image
+    control); ``settings`` reach the plugin (e.g. WORD_CLUSTERS for the NER tagger)."""
     if len(items) < min_examples:
         raise TrainingError(f"{spec.name}: {len(items)} labeled examples, {min_examples} needed")
     _check_targets(spec, items)
+    plugin = plugin_named(spec.plugin)
+    pairs = list(zip(items, [e.text for e in items] if inputs is None else inputs, strict=True))
     holdout = None
-    train_part, test_part = _split(spec, items, holdout_fraction)
+    train_part, test_part = _split(spec, pairs, holdout_fraction)
     if test_part:
-        probe = _fit(spec, train_part, word_clusters, selection_budget)
-        holdout = {"size": len(test_part), **_evaluate(spec, probe, test_part)}
-    model = _fit(spec, items, word_clusters, selection_budget)
+        probe = _fit(spec, train_part, settings)
+        metrics = plugin.evaluate(spec, probe, [x for _, x in test_part], [e.target for e, _ in test_part])
+        holdout = {"size": len(test_part), **metrics}
+    model = _fit(spec, pairs, settings)
     report: dict[str, Any] = {
         "kind": spec.kind,
+        "plugin": spec.plugin,
         "classes": list(model.classes_),
         "training_size": len(items),
         "holdout": holdout,
+        **plugin.report(spec, model),
     }
-    if isinstance(model, SpanTagger) and model.word_clusters is not None:
-        report["word_clusters"] = {
-            "words": len(model.word_clusters),
-            "sizes": list(model.word_clusters.sizes),
-        }
-    if isinstance(model, SelectedModel):
-        report["model"] = model.selection_.metadata()
     return FittedControl(TrainedControl(spec, model), report)
+
+
+Pair = tuple[Example, Any]
 
 
 def _check_targets(spec: ControlSpec, items: Sequence[Example]) -> None:
@@ -107,51 +110,31 @@ def _check_targets(spec: ControlSpec, items: Sequence[Example]) -> None:
         raise TrainingError(f"{spec.name}: no example has any labeled span")
 
 
-def _split(
-    spec: ControlSpec, items: Sequence[Example], fraction: float
-) -> tuple[list[Example], list[Example]]:
-    if len(items) < MIN_EXAMPLES_FOR_HOLDOUT:
-        return list(items), []
+def _split(spec: ControlSpec, pairs: Sequence[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
+    if len(pairs) < MIN_EXAMPLES_FOR_HOLDOUT:
+        return list(pairs), []
     stratify = None
     if spec.kind == "single":
-        labels = [str(e.target) for e in items]
+        labels = [str(e.target) for e, _ in pairs]
         counts = {label: labels.count(label) for label in set(labels)}
-        if min(counts.values()) < 2 or len(counts) > len(items) * fraction:
-            return list(items), []
+        if min(counts.values()) < 2 or len(counts) > len(pairs) * fraction:
+            return list(pairs), []
         stratify = labels
     train_part, test_part = train_test_split(
-        list(items), test_size=fraction, random_state=0, stratify=stratify
+        list(pairs), test_size=fraction, random_state=0, stratify=stratify
     )
-    if spec.kind == "single" and len({e.target for e in train_part}) < 2:
-        return list(items), []
+    if spec.kind == "single" and len({e.target for e, _ in train_part}) < 2:
+        return list(pairs), []
     return list(train_part), list(test_part)
 
 
-def _fit(
-    spec: ControlSpec, items: Sequence[Example], word_clusters: WordClusters | None, selection_budget: float
-) -> Model:
-    model = new_model(spec, word_clusters=word_clusters, selection_budget=selection_budget)
-    texts = [e.text for e in items]
-    targets: list[Any] = [e.target for e in items]
+def _fit(spec: ControlSpec, pairs: Sequence[Pair], settings: BackendSettings | None) -> Any:
     try:
-        return model.fit(texts, targets)
+        return plugin_named(spec.plugin).fit(
+            spec, [x for _, x in pairs], [e.target for e, _ in pairs], settings
+        )
     except ValueError as exc:
         raise TrainingError(f"{spec.name}: {exc}") from None
-
-
-def _evaluate(spec: ControlSpec, model: Model, items: Sequence[Example]) -> dict[str, float]:
-    texts = [e.text for e in items]
-    if isinstance(model, SpanTagger):
-        found = [[(s.start, s.end, s.label) for s in tagged.spans] for tagged in model.predict(texts)]
-        return span_metrics([list(e.target) for e in items], found)  # type: ignore[arg-type]
-    probabilities = model.predict_proba(texts)
-    if spec.kind == "multi":
-        chosen = [
-            [model.classes_[k] for k in np.flatnonzero(row >= MULTI_LABEL_THRESHOLD)] for row in probabilities
-        ]
-        return multi_metrics([list(e.target) for e in items], chosen, spec.classes)  # type: ignore[arg-type]
-    predicted = [model.classes_[k] for k in probabilities.argmax(axis=1)]
-    return single_metrics([str(e.target) for e in items], predicted)
 
 
 def project_min_score(backends: Sequence[MLBackend]) -> float | None:
@@ -175,9 +158,7 @@ def library_versions() -> dict[str, str]:
 
 def resolve_credentials(settings: BackendSettings, hint: Credentials | None) -> Credentials:
     """LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY first, else what Label Studio sent in /setup."""
-    url = settings.label_studio_url or (hint.url if hint else None)
-    key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else None
-    token = key or (hint.token if hint else None)
+    url, token = pick_credentials(settings, hint)
     if not url or not token:
         raise TrainingError(
             "no Label Studio URL or token: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
@@ -193,13 +174,6 @@ class Trainer:
         self.settings = settings
         self.store = store
         self.consensus = consensus
-        self._word_clusters: WordClusters | None = None
-
-    def word_clusters(self) -> WordClusters | None:
-        """The ``WORD_CLUSTERS`` file, read on first use (only span controls need it)."""
-        if self._word_clusters is None and self.settings.word_clusters is not None:
-            self._word_clusters = WordClusters.load(self.settings.word_clusters)
-        return self._word_clusters
 
     def train(
         self, project_id: int, credentials: Credentials | None = None, *, covered_after: float | None = None
@@ -233,6 +207,7 @@ class Trainer:
 
         started = time.time()
         client = LabelStudioClient(credentials.url, credentials.token, timeout=self.settings.http_timeout)
+        media = MediaFetcher(self.settings, credentials.url, credentials.token)
         try:
             project = client.get_project(project_id)
             config = parse_label_config(project.label_config)
@@ -241,7 +216,7 @@ class Trainer:
                 raise TrainingError(f"the project's config has no control this backend serves ({reasons})")
             tasks = list(client.list_tasks(project_id, data=True, annotations=True))
             backends = client.list_ml_backends(project_id)
-            bundle, reports, skipped = self._fit_all(config, tasks)
+            bundle, reports, skipped = self._fit_all(config, tasks, media)
             before = set(self.store.version_names(project_id))
             info = self.store.publish(
                 project_id,
@@ -262,27 +237,33 @@ class Trainer:
             )
             loaded = LoadedModel(project_id, info["version"], bundle, info)
             removed = sorted(before - set(self.store.version_names(project_id)))
-            synced = self._sync_label_studio(client, project, config, loaded, tasks, removed, backends)
+            synced = self._sync_label_studio(client, project, config, loaded, tasks, removed, backends, media)
         finally:
             client.close()
+            media.close()
         return {"status": "published", "version": info["version"], "controls": reports, **synced}
 
     def _fit_all(
-        self, config: ParsedConfig, tasks: Sequence[Task]
+        self, config: ParsedConfig, tasks: Sequence[Task], media: MediaFetcher
     ) -> tuple[ModelBundle, dict[str, Any], dict[str, str]]:
         trained: dict[str, TrainedControl] = {}
         reports: dict[str, Any] = {}
         skipped: dict[str, str] = {}
         for spec in config.controls:
+            if not plugin_named(spec.plugin).trainable:
+                continue
             items = examples(tasks, spec, self.consensus)
+            inputs = read_inputs(
+                spec, [{"id": e.task_id, "data": {spec.value_key: e.text}} for e in items], media
+            )
             try:
                 fitted = fit_control(
                     spec,
-                    items,
+                    [e for e, x in zip(items, inputs, strict=True) if x is not None],
+                    inputs=[x for x in inputs if x is not None],
                     min_examples=self.settings.min_training_examples,
                     holdout_fraction=self.settings.holdout_fraction,
-                    word_clusters=self.word_clusters() if spec.kind == "spans" else None,
-                    selection_budget=self.settings.selection_budget_seconds,
+                    settings=self.settings,
                 )
             except TrainingError as exc:
                 skipped[spec.name] = exc.detail
@@ -302,16 +283,18 @@ class Trainer:
         tasks: Sequence[Task],
         removed_versions: Sequence[str],
         backends: Sequence[MLBackend],
+        media: MediaFetcher,
     ) -> dict[str, Any]:
         report: dict[str, Any] = {"predictions_pushed": 0, "project_model_version": project.model_version}
         limit = self.settings.predict_after_training
         if limit:
             todo = [t for t in tasks if not is_labeled(t)][:limit]
             predictions = predict_tasks(
-                loaded,
-                config,
+                serving_controls(loaded, config),
+                loaded.version,
                 [{"id": t.id, "data": t.data} for t in todo],
-                min_score=self.settings.min_score,
+                media,
+                min_score=minimum_score(loaded, self.settings.min_score),
             )
             rows = [
                 {

@@ -4,56 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from ls_companion.modelselect import SelectedModel
-from ls_companion.textclassifier import TextClassifier, text_candidates
-from ml_backend.labelconfig import ControlSpec
-from ml_backend.models.span_tagger import SpanTagger, TaggedText
-from ml_backend.models.word_clusters import WordClusters
-
-Model = TextClassifier | SpanTagger | SelectedModel
-
-
-@dataclass(frozen=True, slots=True)
-class ClassOutput:
-    """Class probabilities of a batch: a distribution per row (single) or one per class (multi)."""
-
-    classes: tuple[str, ...]
-    probabilities: NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class SpanOutput:
-    classes: tuple[str, ...]
-    texts: tuple[TaggedText, ...]
-
-
-ControlOutput = ClassOutput | SpanOutput
+from ml_backend.plugin import ControlSpec, Output
+from ml_backend.registry import plugin_named
 
 
 @dataclass(frozen=True, slots=True)
 class TrainedControl:
+    """A control's model (fitted by its plugin, or the plugin's pretrained one) and the spec it serves."""
+
     spec: ControlSpec
-    model: Model
+    model: Any
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.model.classes_)
+        return tuple(getattr(self.model, "classes_", ()))
 
-    def predict(self, texts: Sequence[str]) -> ControlOutput:
-        if isinstance(self.model, SpanTagger):
-            return SpanOutput(self.classes, tuple(self.model.predict(texts)))
-        return ClassOutput(self.classes, self.model.predict_proba(texts))
+    def predict(self, inputs: Sequence[Any]) -> Output:
+        return plugin_named(self.spec.plugin).predict(self.spec, self.model, inputs)
 
     def serves(self, spec: ControlSpec) -> bool:
-        """Whether this model still fits ``spec``: same control and Text, and no class the config dropped."""
+        """Whether this model still fits ``spec``: same control, object and plugin, no class the config dropped."""
         mine = self.spec
         return (
             mine.name == spec.name
             and mine.kind == spec.kind
+            and mine.plugin == spec.plugin
             and mine.to_name == spec.to_name
             and mine.value_key == spec.value_key
             and set(self.classes) <= set(spec.classes)
@@ -76,17 +53,3 @@ class ModelBundle:
 
     def first(self) -> TrainedControl:
         return next(iter(self.controls.values()))
-
-
-def new_model(
-    spec: ControlSpec, *, word_clusters: WordClusters | None = None, selection_budget: float = 20.0
-) -> Model:
-    """The untrained model for a control kind (``word_clusters`` feed the span tagger).
-
-    A single-choice control gets the text candidate its project's annotations select, calibrated
-    (``ls_companion.modelselect``); ``selection_budget`` bounds the search in seconds."""
-    if spec.kind == "spans":
-        return SpanTagger(word_clusters=word_clusters)
-    if spec.kind == "single":
-        return SelectedModel(text_candidates("single"), budget_seconds=selection_budget)
-    return TextClassifier(spec.kind)

@@ -31,6 +31,8 @@ class Expected:
     object_name: str
     object_tag: str
     labels: tuple[str, ...]
+    #: Further controls after the first: (name, tag)
+    more: tuple[tuple[str, str], ...] = ()
 
 
 EXPECTED: dict[str, Expected] = {
@@ -66,6 +68,9 @@ EXPECTED: dict[str, Expected] = {
         ("Road", "Building", "Vegetation", "Sky", "Vehicle", "Person"),
     ),
     "audio_transcription": Expected("transcription", "TextArea", "audio", "Audio", ()),
+    "ocr": Expected(
+        "bbox", "RectangleLabels", "image", "Image", ("Text", "Handwriting"), (("transcription", "TextArea"),)
+    ),
 }
 
 # Label value in ner.xml -> WNUT-17 entity type it stands for (documented in ner.guidelines.md).
@@ -160,7 +165,10 @@ def test_config_has_expected_tags_and_labels(xml_path: Path) -> None:
     expected = EXPECTED[xml_path.stem]
     li = _interface(xml_path)
     controls, objects = _controls(li), _objects(li)
-    assert [(c.name, c.tag) for c in controls] == [(expected.control_name, expected.control_tag)]
+    assert [(c.name, c.tag) for c in controls] == [
+        (expected.control_name, expected.control_tag),
+        *expected.more,
+    ]
     assert [(o.name, o.tag) for o in objects] == [(expected.object_name, expected.object_tag)]
     control = _control(li, expected.control_name)
     assert control.to_name == [expected.object_name]
@@ -193,10 +201,12 @@ def test_single_choice_configs_are_single_and_required(stem: str) -> None:
     assert _attrs(control).get("required") == "true"
 
 
-def test_transcription_is_editable_textarea() -> None:
-    control = _control(_interface(CONFIG_DIR / "audio_transcription.xml"), "transcription")
+@pytest.mark.parametrize("stem", ["audio_transcription", "ocr"])
+def test_transcription_is_editable_textarea(stem: str) -> None:
+    control = _control(_interface(CONFIG_DIR / f"{stem}.xml"), "transcription")
     assert control.tag == "TextArea"
     assert _attrs(control).get("editable") == "true"
+    assert _attrs(control).get("perRegion", "false") == ("true" if stem == "ocr" else "false")
 
 
 @pytest.mark.parametrize("xml_path", XML_FILES, ids=lambda p: p.stem)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ from ls_companion.textclassifier import TextClassifier, text_candidates
 from ml_backend.dataset import examples, majority_consensus, task_target
 from ml_backend.errors import InvalidLabelConfig
 from ml_backend.labelconfig import ControlSpec, parse_label_config
-from ml_backend.models.bundle import ClassOutput, SpanOutput
 from ml_backend.models.span_tagger import (
     SpanTagger,
     TaggedText,
@@ -23,7 +23,7 @@ from ml_backend.models.span_tagger import (
     tags_to_spans,
 )
 from ml_backend.models.tokens import tokenize
-from ml_backend.results import control_results
+from ml_backend.results import class_output, span_results
 from ml_backend.scoring import class_uncertainties, multi_label_uncertainties, span_uncertainties
 
 CONFIGS = Path(__file__).resolve().parents[2] / "label_configs"
@@ -39,19 +39,27 @@ def test_repository_configs_are_classified() -> None:
     ]
     assert served["multilabel_classification"].controls[0].kind == "multi"
     assert served["ner"].controls[0].kind == "spans" and served["ner"].controls[0].value_key == "text"
-    for name in ("image_classification", "object_detection", "segmentation", "audio_transcription"):
+    [image] = served["image_classification"].controls
+    assert (image.plugin, image.object_tag, image.kind) == ("image-classifier", "Image", "single")
+    [ocr] = served["ocr"].controls
+    assert (ocr.plugin, ocr.option("textarea"), ocr.option("label")) == ("ocr", "transcription", "Text")
+    assert served["ocr"].unsupported == ()  # the per-region TextArea is filled in by the OCR plugin
+    for name in ("object_detection", "segmentation", "audio_transcription"):
         assert served[name].controls == () and served[name].unsupported
+    reasons = [u.reason for u in served["object_detection"].unsupported]
+    assert reasons == ["boxes on image without a per-region TextArea need a detector plugin"]
 
 
 def test_unsupported_controls_say_why_and_bad_configs_fail_with_the_field() -> None:
-    config = """<View><Text name="t" value="$t"/><Image name="i" value="$img"/>
+    config = """<View><Text name="t" value="$t"/><Audio name="i" value="$audio"/>
       <Choices name="c" toName="i"><Choice value="x"/><Choice value="y"/></Choices>
       <Choices name="ok" toName="t"><Choice value="x"/><Choice value="y"/></Choices>
       <TextArea name="ta" toName="t"/></View>"""
     parsed = parse_label_config(config)
     assert [c.name for c in parsed.controls] == ["ok"]
     reasons = {u.name: u.reason for u in parsed.unsupported}
-    assert "only Text" in reasons["c"] and "TextArea" in reasons["ta"]
+    assert reasons["c"].startswith("Choices on Audio is not served (served: Choices on Text, Labels on Text")
+    assert "TextArea on Text is not served" in reasons["ta"]
     assert parse_label_config(config) is parsed  # cached by hash
     with pytest.raises(InvalidLabelConfig) as raised:
         parse_label_config("<View")
@@ -129,7 +137,7 @@ def test_span_tagger_learns_and_predicts_valid_regions() -> None:
     assert [(s.start, s.end, s.label) for s in tagged.spans] == [(0, 5, "Person"), (14, 18, "Location")]
     assert tagged.marginals.shape == (5, len(model.tags_))
     np.testing.assert_allclose(tagged.marginals.sum(axis=1), 1.0, atol=1e-6)
-    items = control_results(SPANS, SpanOutput(model.classes_, (tagged,)), ["Carol flew to Oslo today"], None)  # type: ignore[arg-type]
+    items = span_results(SPANS, (tagged,), ["Carol flew to Oslo today"])
     config = '<View><Labels name="labels" toName="text"><Label value="Person"/><Label value="Location"/></Labels><Text name="text" value="$text"/></View>'
     assert LabelInterface(config).validate_prediction({"result": items[0], "score": 0.5})  # type: ignore[no-untyped-call]
     assert [r["value"]["text"] for r in items[0]] == ["Carol", "Oslo"] and all(
@@ -197,12 +205,10 @@ def test_uncertainty_known_answers() -> None:
 
 
 def test_choice_results_name_only_configured_classes() -> None:
-    output = ClassOutput(("a", "b", "c"), np.array([[0.9, 0.6, 0.1], [0.2, 0.3, 0.4]]))
-    rows = control_results(MULTI, output, ["x", "y"], multi_label_uncertainties(output.probabilities))
+    rows = class_output(MULTI, ("a", "b", "c"), np.array([[0.9, 0.6, 0.1], [0.2, 0.3, 0.4]])).regions
     assert rows[0][0]["value"] == {"choices": ["a", "b"]} and rows[0][0]["score"] == 0.6
     assert rows[1] == []  # nothing reaches 0.5: a prediction without classes
-    single = ClassOutput(("ham", "spam"), np.array([[0.2, 0.8]]))
-    [[item]] = control_results(SINGLE, single, ["x"], class_uncertainties(single.probabilities))
+    [[item]] = class_output(SINGLE, ("ham", "spam"), np.array([[0.2, 0.8]])).regions
     assert item == {
         "from_name": "label",
         "to_name": "text",
@@ -318,7 +324,7 @@ def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
 def test_multi_label_predictions_are_valid_for_the_config() -> None:
     from ml_backend.dataset import Example
     from ml_backend.models.bundle import ModelBundle
-    from ml_backend.predictor import predict_tasks
+    from ml_backend.predictor import predict_tasks, serving_controls
     from ml_backend.store import LoadedModel
     from ml_backend.training import fit_control
 
@@ -333,7 +339,8 @@ def test_multi_label_predictions_are_valid_for_the_config() -> None:
     assert set(fitted.report["holdout"]) == {"size", "subset_accuracy", "micro_f1", "macro_f1"}
     loaded = LoadedModel(1, "20260101T000000.000000Z", ModelBundle({spec.name: fitted.trained}), {})
     tasks = [{"data": {"text": "awful idiot"}}, {"data": {"text": "nice day"}}]
-    first, second = predict_tasks(loaded, parse_label_config(config_xml), tasks)
+    controls = serving_controls(loaded, parse_label_config(config_xml))
+    first, second = predict_tasks(controls, loaded.version, tasks)
     [prediction] = first
     assert prediction["result"][0]["value"]["choices"] == ["Insult", "Toxic"]
     assert LabelInterface(config_xml).validate_prediction(prediction)  # type: ignore[no-untyped-call]
@@ -344,7 +351,7 @@ def test_predictions_below_the_minimum_score_are_withheld() -> None:
     from ls_companion.records import MLBackend
     from ml_backend.dataset import Example
     from ml_backend.models.bundle import ModelBundle
-    from ml_backend.predictor import Scorer, predict_tasks
+    from ml_backend.predictor import Scorer, minimum_score, predict_tasks, serving_controls
     from ml_backend.store import LoadedModel
     from ml_backend.training import fit_control, project_min_score
 
@@ -359,19 +366,21 @@ def test_predictions_below_the_minimum_score_are_withheld() -> None:
     )
     tasks = [{"data": {"text": "cheap prize now"}}, {"data": {"text": "prize lunch"}}]
     version = "20260101T000000.000000Z"
-    everything = predict_tasks(LoadedModel(1, version, bundle, {}), config, tasks)
+
+    def predict(loaded: LoadedModel, default: float = 0.0) -> list[list[dict[str, Any]]]:
+        minimum = minimum_score(loaded, default)
+        return predict_tasks(serving_controls(loaded, config), version, tasks, min_score=minimum)
+
+    everything = predict(LoadedModel(1, version, bundle, {}))
     sure, unsure = (p[0]["score"] for p in everything)
     assert sure > unsure
     cut = (sure + unsure) / 2
     strict = LoadedModel(1, version, bundle, {"min_score": cut})
-    kept, withheld = predict_tasks(strict, config, tasks)
+    kept, withheld = predict(strict)
     assert kept == everything[0] and withheld == []
     # The backend's default applies only when the project sets no minimum of its own.
-    assert (
-        predict_tasks(LoadedModel(1, version, bundle, {"min_score": None}), config, tasks, min_score=cut)[1]
-        == []
-    )
-    assert predict_tasks(LoadedModel(1, version, bundle, {"min_score": 0.0}), config, tasks, min_score=cut)[1]
+    assert predict(LoadedModel(1, version, bundle, {"min_score": None}), cut)[1] == []
+    assert predict(LoadedModel(1, version, bundle, {"min_score": 0.0}), cut)[1]
     # /score still scores the withheld task.
     scored = Scorer(strict).score_texts([t["data"]["text"] for t in tasks])
     assert scored.score[1] == pytest.approx(unsure, abs=1e-6)

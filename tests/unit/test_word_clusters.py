@@ -162,26 +162,22 @@ def test_models_trained_with_one_cluster_file_share_it_in_memory(tmp_path: Path)
 def test_training_uses_the_configured_clusters_for_span_controls_only(tmp_path: Path) -> None:
     from ml_backend.dataset import Example
     from ml_backend.labelconfig import ControlSpec
-    from ml_backend.store import ModelStore
-    from ml_backend.training import Trainer, fit_control
+    from ml_backend.training import fit_control
 
     path = tmp_path / "clusters.npz"
     _clusters().save(path)
     settings = load_backend_settings(word_clusters=str(path), model_dir=str(tmp_path / "models"))
-    trainer = Trainer(settings, ModelStore(settings.model_dir))
-    clusters = trainer.word_clusters()
-    assert clusters is WordClusters.load(path) and trainer.word_clusters() is clusters
     spans = ControlSpec("label", "Labels", "spans", "text", "text", ("person",))
     items = [
         Example(k, f"we like {name}", ((8, 8 + len(name), "person"),))
         for k, name in enumerate(GROUPS["names"])
     ]
-    fitted = fit_control(spans, items, word_clusters=clusters)
+    fitted = fit_control(spans, items, settings=settings)
     assert fitted.report["word_clusters"] == {"words": 24, "sizes": [2, 3, 5]}
+    assert fitted.trained.model.word_clusters is WordClusters.load(path)
     assert "word_clusters" not in fit_control(spans, items).report
-    assert (
-        Trainer(load_backend_settings(model_dir=str(tmp_path)), ModelStore(tmp_path)).word_clusters() is None
-    )
+    without = load_backend_settings(model_dir=str(tmp_path))
+    assert "word_clusters" not in fit_control(spans, items, settings=without).report
 
 
 def test_a_tagger_pickled_before_clusters_and_word_statistics_still_predicts() -> None:
