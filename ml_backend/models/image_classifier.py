@@ -3,11 +3,13 @@
 Features are HOG (shape, from the grey image) and per-channel colour histograms, computed on the image
 resized to a square (scikit-image; the ``images`` extra), or, when IMAGE_EMBEDDING_MODEL names an ONNX
 model, that model's embedding. A standardised logistic regression on log-loss gives probabilities usable
-as confidences, with the same uncertainty measures as the text classifier.
+as confidences, with the same uncertainty measures as the text classifier. A single-choice control picks
+its regularisation by cross-validation and is calibrated by the shared ``ls_companion.modelselect``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -15,8 +17,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ls_companion.modelselect import Candidate, Selection, select_model
 from ml_backend.plugin import ControlSpec, ControlView, Shape, Target
 from ml_backend.results import ProbabilityPlugin
 from ml_backend.settings import BackendSettings
@@ -77,18 +81,23 @@ def _resize(image: ImageArray, side: int) -> FloatArray:
     return resized
 
 
+def image_candidates() -> tuple[Candidate, ...]:
+    """Standardised logistic regressions over the image features, the default (C = 1) first."""
+    grid = (("logreg-C1", 1.0, None), ("logreg-C0.1", 0.1, None), ("logreg-balanced-C1", 1.0, "balanced"))
+    return tuple(Candidate(name, functools.partial(_linear, c, w)) for name, c, w in grid)
+
+
+def _linear(C: float, class_weight: str | None = None) -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight=class_weight, max_iter=3000))
+
+
 class ImageClassifier:
     """Single-choice or multi-label classifier of RGB images; an untrained one predicts nothing."""
 
     def __init__(
-        self,
-        kind: Literal["single", "multi"] = "single",
-        *,
-        C: float = 1.0,
-        embedding_model: Path | None = None,
+        self, kind: Literal["single", "multi"] = "single", *, embedding_model: Path | None = None
     ) -> None:
         self.kind = kind
-        self.C = C
         self.embedding_model = embedding_model
 
     def fit(self, images: Sequence[ImageArray], labels: Sequence[Any]) -> ImageClassifier:
@@ -96,36 +105,28 @@ class ImageClassifier:
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.features_ = ImageFeatures(self.embedding_model)
         matrix = self.features_.transform(images)
-        self.scaler_ = StandardScaler().fit(matrix)
-        matrix = self.scaler_.transform(matrix)
+        self.heads_: list[Pipeline | float] = []
+        self.selection_: Selection | None = None
         if self.kind == "single":
-            names = [str(label) for label in labels]
-            if len(set(names)) < 2:
-                raise ValueError("a single-choice classifier needs examples of at least two classes")
-            self.heads_: list[LogisticRegression | float] = [self._linear().fit(matrix, names)]
-            self.classes_ = tuple(str(c) for c in self.heads_[0].classes_)  # type: ignore[union-attr]
+            self.selection_ = select_model(image_candidates(), matrix, labels)
+            self.classes_ = self.selection_.classes
             return self
         self.classes_ = tuple(sorted({str(v) for row in labels for v in row}))
         if not self.classes_:
             raise ValueError("a multi-label classifier needs at least one labeled example")
-        self.heads_ = []
         for name in self.classes_:  # one yes/no model per class; a class always (never) present: 1 (0)
             target = np.array([name in {str(v) for v in row} for row in labels])
             constant = target.min() == target.max()
-            self.heads_.append(float(target[0]) if constant else self._linear().fit(matrix, target))
+            self.heads_.append(float(target[0]) if constant else _linear(1.0).fit(matrix, target))
         return self
 
-    def _linear(self) -> LogisticRegression:
-        return LogisticRegression(C=self.C, max_iter=3000)
-
     def predict_proba(self, images: Sequence[ImageArray]) -> FloatArray:
-        """(n, classes): a distribution per row (single) or one probability per class (multi)."""
-        if not hasattr(self, "heads_"):
+        """(n, classes): a calibrated distribution per row (single) or one probability per class (multi)."""
+        if not hasattr(self, "classes_"):
             raise ValueError("the classifier is not trained")
-        matrix = self.scaler_.transform(self.features_.transform(images))
-        if self.kind == "single":
-            single: FloatArray = self.heads_[0].predict_proba(matrix)  # type: ignore[union-attr]
-            return single
+        matrix = self.features_.transform(images)
+        if self.selection_ is not None:
+            return self.selection_.predict_proba(matrix)
         columns = [
             np.full(len(matrix), head) if isinstance(head, float) else head.predict_proba(matrix)[:, 1]
             for head in self.heads_
@@ -154,3 +155,6 @@ class ImageClassifierPlugin(ProbabilityPlugin):
         embedding = settings.image_embedding_model if settings else None
         kind: Literal["single", "multi"] = "multi" if spec.kind == "multi" else "single"
         return ImageClassifier(kind, embedding_model=embedding).fit(inputs, targets)
+
+    def report(self, spec: ControlSpec, model: ImageClassifier) -> dict[str, Any]:
+        return {"selection": model.selection_.metadata()} if model.selection_ is not None else {}

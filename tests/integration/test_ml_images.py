@@ -69,8 +69,11 @@ def backend(
     server.stop()
 
 
-def upload(label_studio: LabelStudioProcess, project_id: int, files: dict[str, bytes]) -> list[int]:
-    """Import files through Label Studio's upload API (one form field per file: one task each)."""
+def upload(
+    ls_client: LabelStudioClient, label_studio: LabelStudioProcess, project_id: int, files: dict[str, bytes]
+) -> list[int]:
+    """Import files through Label Studio's upload API (one form field per file: one task each); the
+    task ids in the order of ``files`` (LS stores each as ``/data/upload/<project>/<prefix>-<name>``)."""
     response = httpx.post(
         f"{label_studio.url}/api/projects/{project_id}/import",
         headers={"Authorization": f"Token {label_studio.token}"},
@@ -78,8 +81,10 @@ def upload(label_studio: LabelStudioProcess, project_id: int, files: dict[str, b
         timeout=60,
     )
     assert response.status_code == 201, response.text
-    ids: list[int] = response.json()["task_ids"]
-    return sorted(ids)
+    by_name = {
+        str(t.data["image"]).rsplit("-", 1)[-1]: t.id for t in ls_client.list_tasks(project_id, data=True)
+    }
+    return [by_name[name] for name in files]
 
 
 def normalised(text: str) -> str:
@@ -93,7 +98,7 @@ def test_ocr_prelabels_through_label_studio(
     project = new_project(ls_client, "ocr", label_config=OCR_CONFIG)
     files = {f"doc{k}.png": document_png(lines) for k, lines in enumerate(DOCUMENTS)}
     files["broken.png"] = b"\x89PNG\r\n\x1a\n this is not an image"
-    ids = upload(label_studio, project.id, files)
+    ids = upload(ls_client, label_studio, project.id, files)
     tasks = {t.id: t for t in ls_client.list_tasks(project.id, data=True)}
     assert all(str(tasks[i].data["image"]).startswith(f"/data/upload/{project.id}/") for i in ids)
     unreachable = ls_client.import_tasks(
@@ -147,8 +152,8 @@ def test_image_classification_learned_from_annotations(
     project = new_project(ls_client, "image classes", label_config=DIGITS_CONFIG)
     names = {0: "zero", 1: "one", 7: "seven"}
     digits = [(digit, k) for k in range(10) for digit in names]  # 30 scans, 10 of each class
-    files = {f"d{digit}-{k}.png": digit_png(digit, k) for digit, k in digits}
-    ids = upload(label_studio, project.id, files)
+    files = {f"d{digit}_{k}.png": digit_png(digit, k) for digit, k in digits}
+    ids = upload(ls_client, label_studio, project.id, files)
     label_of = {i: names[d] for i, (d, _) in zip(ids, digits, strict=True)}
     backend_id = connect(ls_client, project, backend)
     hook = ls_client.list_webhooks(project.id)[0]
