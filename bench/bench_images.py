@@ -35,7 +35,44 @@ from ml_backend.models.image_classifier import ImageClassifier
 from ml_backend.models.ocr import OcrEngine
 from tests.harness.images import FONTS, digit_image, digit_labels, png, render_document
 
-WORDS = ["invoice", "total", "due", "date", "order", "customer", "amount", "paid", "balance", "account", "number", "street", "city", "phone", "delivery", "parcel", "signed", "received", "shipment", "payment", "reference", "tax", "net", "gross", "item", "quantity", "price", "Monday", "Berlin", "Lisbon", "Oslo", "March", "report", "summary", "page", "notes"]
+WORDS = [
+    "invoice",
+    "total",
+    "due",
+    "date",
+    "order",
+    "customer",
+    "amount",
+    "paid",
+    "balance",
+    "account",
+    "number",
+    "street",
+    "city",
+    "phone",
+    "delivery",
+    "parcel",
+    "signed",
+    "received",
+    "shipment",
+    "payment",
+    "reference",
+    "tax",
+    "net",
+    "gross",
+    "item",
+    "quantity",
+    "price",
+    "Monday",
+    "Berlin",
+    "Lisbon",
+    "Oslo",
+    "March",
+    "report",
+    "summary",
+    "page",
+    "notes",
+]
 SIZES = (16, 24, 36)
 SIZES_LABELS = (50, 100, 300, 1000)
 

@@ -157,4 +157,4 @@ class ImageClassifierPlugin(ProbabilityPlugin):
         return ImageClassifier(kind, embedding_model=embedding).fit(inputs, targets)
 
     def report(self, spec: ControlSpec, model: ImageClassifier) -> dict[str, Any]:
-        return {"selection": model.selection_.metadata()} if model.selection_ is not None else {}
+        return {"model": model.selection_.metadata()} if model.selection_ is not None else {}
