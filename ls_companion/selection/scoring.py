@@ -1,8 +1,9 @@
 """Scoring pool items with "the current model": the ``Scorer`` protocol and its two implementations.
 
 ``HttpScorer`` calls the ML backend's ``POST /score`` (contract in docs/active-learning.md);
-``SklearnScorer`` trains TF-IDF + logistic regression on labeled texts in process (simulator, tests,
-no-backend setups). A scorer answers ``None`` when there is no trained model: the caller cold-starts.
+``SklearnScorer`` trains on labeled texts in process (``select`` without a backend, tests): the model
+the backend would serve, selected by cross-validation and calibrated (``ls_companion.modelselect``), or,
+given the simulator's shared pool vectorizer, a fixed TF-IDF + logistic regression. A scorer answers ``None`` when there is no trained model: the caller cold-starts.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from sklearn.linear_model import LogisticRegression
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ls_companion.errors import BackendUnavailable
+from ls_companion.modelselect import SelectedModel
 from ls_companion.selection.aggregate import multilabel_measures, single_label_measures
 from ls_companion.selection.pool import MEASURES, FloatArray, Kind
+from ls_companion.textclassifier import text_candidates
 
 log = logging.getLogger(__name__)
 Item = Mapping[str, Any]  # {"id": str, "data": {...}}, as sent to /score
@@ -79,10 +82,12 @@ class Scorer(Protocol):
 
 
 class SklearnScorer:
-    """TF-IDF + logistic regression trained on labeled texts; scores items by ``data[text_key]``.
+    """A text classifier trained on labeled texts; scores items by ``data[text_key]``.
 
-    ``vectorizer`` may be an already fitted ``TfidfVectorizer`` (the simulator fits one on the whole
-    pool once); otherwise one is fitted on the training texts. Fewer than two classes: no model.
+    Without ``vectorizer``, ``fit`` selects and calibrates the backend's text model on the texts
+    (``SelectedModel`` over ``text_candidates``). With an already fitted ``TfidfVectorizer`` (the
+    simulator fits one on the whole pool once), ``fit``/``fit_features`` train a logistic regression
+    with ``C`` on its features, which is much cheaper per round. Fewer than two classes: no model.
     """
 
     def __init__(
@@ -101,18 +106,25 @@ class SklearnScorer:
         self.max_iter = max_iter
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Self:
-        if self.vectorizer is not None and hasattr(self.vectorizer, "vocabulary_"):
+        if self.vectorizer is not None:
             self.vectorizer_ = self.vectorizer
-        else:
-            self.vectorizer_ = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit(texts)
-        return self.fit_features(self.vectorizer_.transform(texts), labels)
+            return self.fit_features(self.vectorizer_.transform(texts), labels)
+        labels = [str(x) for x in labels]
+        self.model_: LogisticRegression | SelectedModel | None = None
+        if len(set(labels)) < 2:
+            return self
+        self.model_ = SelectedModel(text_candidates()).fit(list(texts), labels)
+        self.classes_ = tuple(self.model_.classes_)
+        digest = hashlib.sha1(json.dumps([list(texts), labels]).encode())
+        self.model_version_ = f"sklearn-{digest.hexdigest()[:10]}"
+        return self
 
     def fit_features(self, features: Any, labels: Sequence[str]) -> Self:
         """Train on already vectorized rows (the vectorizer must be set for ``score``)."""
         if not hasattr(self, "vectorizer_") and self.vectorizer is not None:
             self.vectorizer_ = self.vectorizer
         labels = [str(x) for x in labels]
-        self.model_: LogisticRegression | None = None
+        self.model_ = None
         if len(set(labels)) < 2:
             return self
         # liblinear is 10-30x faster than lbfgs on small sparse binary problems (its dual form when there
@@ -137,7 +149,11 @@ class SklearnScorer:
         return self.score_texts(texts)
 
     def score_texts(self, texts: Sequence[str]) -> ScoreBatch | None:
-        if getattr(self, "model_", None) is None:
+        model = getattr(self, "model_", None)
+        if isinstance(model, SelectedModel):
+            proba = model.predict_proba(list(texts))
+            return ScoreBatch.from_proba(proba, self.classes_, self.model_version_, control=self.control)
+        if model is None:
             return None
         return self.score_features(self.vectorizer_.transform(texts))
 
