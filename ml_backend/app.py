@@ -21,6 +21,7 @@ from ml_backend import __version__
 from ml_backend.errors import BackendError, PayloadTooLarge, Unauthorized
 from ml_backend.openapi import openapi_document
 from ml_backend.protocol import (
+    Limits,
     parse_json,
     parse_predict,
     parse_project_query,
@@ -84,19 +85,25 @@ class _Auth:
 
 def create_app(settings: BackendSettings, service: BackendService) -> Flask:
     app = Flask("ml_backend")
+    # Werkzeug answers 413 from Content-Length before reading, and stops reading a chunked body at the
+    # limit (without saying so: body() refuses a chunked body that reached it).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     auth = _Auth(settings)
-    max_items = settings.max_score_items
+    limits = Limits(settings.max_tasks, settings.max_json_depth, settings.max_label_config_length)
+    document = openapi_document(__version__, settings)
 
     def body() -> dict[str, Any]:
-        return parse_json(request.get_data(cache=False))
+        data = request.get_data(cache=False)
+        if request.content_length is None and len(data) >= settings.max_body_bytes:
+            raise RequestEntityTooLarge()
+        return parse_json(data, limits)
 
     @app.before_request
     def _before() -> None:
         g.started = time.perf_counter()
         rule = request.url_rule
         g.route = rule.rule if rule is not None else "unmatched"
-        auth.check(g.route)
+        auth.check(g.route if rule is not None else request.path)  # an open route stays open to a 405
 
     @app.after_request
     def _after(response: Response) -> Response:
@@ -122,11 +129,11 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
 
     @app.post("/setup")
     def setup() -> Response:
-        return _json(service.setup(parse_setup(body())))
+        return _json(service.setup(parse_setup(body(), limits)))
 
     @app.post("/predict")
     def predict() -> Response:
-        return _json(service.predict(parse_predict(body())))
+        return _json(service.predict(parse_predict(body(), limits)))
 
     @app.post("/webhook")
     def webhook() -> Response:
@@ -134,7 +141,7 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
 
     @app.post("/score")
     def score() -> Response:
-        return _json(service.score(parse_score(body(), max_items=max_items)).as_json())
+        return _json(service.score(parse_score(body(), limits)).as_json())
 
     @app.get("/versions")
     def versions() -> Response:
@@ -147,7 +154,7 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
 
     @app.get("/openapi.json")
     def openapi() -> Response:
-        return _json(openapi_document(__version__))
+        return _json(document)
 
     @app.errorhandler(Exception)
     def handle(exc: Exception) -> Response:
@@ -161,7 +168,9 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
         if isinstance(exc, HTTPException):
             status = exc.code or 400
             code = _HTTP_CODES.get(status, "http_error")
-            return _json({"error": code, "detail": exc.description or exc.name}, status)
+            response = _json({"error": code, "detail": exc.description or exc.name}, status)
+            response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() == "allow")  # 405
+            return response
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _json({"error": "internal_error", "detail": "unexpected error; see the backend's log"}, 500)
 

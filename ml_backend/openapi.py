@@ -1,8 +1,17 @@
-"""The OpenAPI 3.1 description served at ``/openapi.json``."""
+"""The OpenAPI 3.1 description served at ``/openapi.json``: what this process accepts, as it is configured.
+
+The request schemas state exactly what ``ml_backend.protocol`` accepts (its project-id pattern, its
+limits), and each route declares the auth it really needs, so schemathesis can hold the server to it
+(``tests/integration/test_contract.py``). A labeling config's XML cannot be described in JSON Schema: it
+carries ``format: label-config``, for which the contract test draws real configs.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ml_backend.protocol import ANNOTATION_ACTIONS, MAX_PROJECT_ID, PROJECT_ID_PATTERN, TRAIN_ACTION
+from ml_backend.settings import BackendSettings
 
 JSON = dict[str, Any]
 
@@ -11,44 +20,50 @@ def _ref(name: str) -> JSON:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json_body(schema: JSON, description: str = "") -> JSON:
-    return {"description": description or "JSON", "content": {"application/json": {"schema": schema}}}
+def _json_body(schema: JSON, description: str = "JSON") -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    "400": _json_body(_ref("Error"), "Malformed JSON (invalid_json)"),
-    "401": _json_body(_ref("Error"), "Missing or wrong basic auth (unauthorized)"),
-    "413": _json_body(_ref("Error"), "Body larger than MAX_BODY_BYTES (payload_too_large)"),
-    "422": _json_body(_ref("Error"), "A field is missing or invalid (invalid_request, invalid_label_config)"),
+def _error(description: str) -> JSON:
+    return _json_body(_ref("Error"), description)
+
+
+def _object(properties: JSON, required: tuple[str, ...] = (), **extra: Any) -> JSON:
+    return {"type": "object", "required": list(required), "properties": properties, **extra}
+
+
+_PROJECT: JSON = {
+    "description": "A project id, or Label Studio's project uid 'ID.TIMESTAMP'.",
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": MAX_PROJECT_ID},
+        {"type": "string", "pattern": PROJECT_ID_PATTERN, "examples": ["12.1764300000"]},
+    ],
+}
+_SCALAR: JSON = {"type": ["string", "number", "integer", "boolean", "null"]}
+_UNAUTHORIZED: JSON = {
+    **_error("Missing or wrong credentials (unauthorized)"),
+    "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
 }
 
 _SCHEMAS: JSON = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "detail"],
-        "properties": {
+    "Error": _object(
+        {
             "error": {"type": "string", "examples": ["invalid_request", "not_trained"]},
             "detail": {"type": "string", "examples": ["tasks[3].data: expected an object of task data"]},
             "field": {"type": "string", "description": "Path of the offending field, when there is one."},
         },
-    },
-    "Task": {
-        "type": "object",
-        "required": ["data"],
-        "properties": {"id": {"description": "Any JSON scalar; echoed back."}, "data": {"type": "object"}},
-    },
-    "Prediction": {
-        "type": "object",
-        "properties": {
+        ("error", "detail"),
+    ),
+    "Prediction": _object(
+        {
             "result": {"type": "array", "items": {"type": "object"}},
             "score": {"type": "number", "description": "Model confidence (1 - least confidence), 0..1."},
             "model_version": {"type": "string"},
-        },
-    },
-    "ScoreItem": {
-        "type": "object",
-        "properties": {
-            "id": {},
+        }
+    ),
+    "ScoreItem": _object(
+        {
+            "id": _SCALAR,
             "probabilities": {
                 "type": "array",
                 "items": {"type": "number"},
@@ -58,147 +73,172 @@ _SCHEMAS: JSON = {
             "margin": {"type": "number"},
             "entropy": {"type": "number"},
             "score": {"type": "number"},
-        },
-    },
+        }
+    ),
 }
 
 
-def openapi_document(version: str) -> JSON:
+def openapi_document(version: str, settings: BackendSettings) -> JSON:
+    """The document for a backend running with ``settings`` (its auth and limits)."""
+    basic: list[JSON] = [{"basic": []}] if settings.auth_enabled else []
+    webhook = basic + ([{"webhookSecret": []}] if settings.webhook_secret else [])
+    config: JSON = {"type": "string", "format": "label-config", "maxLength": settings.max_label_config_length}
+    tasks: JSON = {
+        "type": "array",
+        "maxItems": settings.max_tasks,
+        "items": _object({"id": _SCALAR, "data": {"type": "object"}}, ("data",)),
+    }
+
+    def operation(
+        summary: str, ok: JSON, *, body: JSON | None = None, security: list[JSON] = basic, **more: Any
+    ) -> JSON:
+        responses: JSON = {"200": ok}
+        if body is not None:
+            responses["400"] = _error(
+                f"Not a JSON object, or nested deeper than {settings.max_json_depth} (invalid_json)"
+            )
+            responses["413"] = _error(
+                f"Body over {settings.max_body_bytes:,} bytes, more than {settings.max_tasks:,} tasks, or a"
+                f" labeling config over {settings.max_label_config_length:,} characters (payload_too_large)"
+            )
+            more["requestBody"] = {"required": True, **_json_body(body)}
+        if body is not None or "parameters" in more:
+            responses["422"] = _error("A field is missing or invalid (invalid_request, invalid_label_config)")
+        if security:
+            responses["401"] = _UNAUTHORIZED
+        return {"summary": summary, "security": security, "responses": responses, **more}
+
+    counted = sorted({TRAIN_ACTION, *ANNOTATION_ACTIONS})
     paths: JSON = {
-        "/health": {
-            "get": {"summary": "Liveness (no auth)", "responses": {"200": _json_body({"type": "object"})}}
-        },
-        "/": {
-            "get": {"summary": "What this service is", "responses": {"200": _json_body({"type": "object"})}}
-        },
+        "/health": {"get": operation("Liveness (no auth)", _json_body({"type": "object"}), security=[])},
+        "/": {"get": operation("What this service is", _json_body({"type": "object"}))},
         "/setup": {
-            "post": {
-                "summary": "Label Studio: current model version and the controls served for a config",
-                "requestBody": _json_body(
-                    {
-                        "type": "object",
-                        "required": ["project", "schema"],
-                        "properties": {
-                            "project": {"type": "string", "examples": ["12.1764300000"]},
-                            "schema": {"type": "string", "description": "The labeling config XML"},
-                            "hostname": {"type": "string"},
-                            "access_token": {"type": "string"},
-                            "extra_params": {},
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": _json_body(
+            "post": operation(
+                "Label Studio: current model version and the controls served for a config",
+                _json_body(
+                    _object(
                         {
-                            "type": "object",
-                            "properties": {
-                                "model_version": {"type": "string"},
-                                "controls": {"type": "array", "items": {"type": "object"}},
-                                "unsupported": {"type": "array", "items": {"type": "object"}},
-                            },
+                            "model_version": {"type": "string"},
+                            "controls": {"type": "array", "items": {"type": "object"}},
+                            "unsupported": {"type": "array", "items": {"type": "object"}},
                         }
-                    ),
-                    **_ERRORS,
-                },
-            }
+                    )
+                ),
+                body=_object(
+                    {
+                        "project": _PROJECT,
+                        "schema": {**config, "description": "The labeling config XML"},
+                        "hostname": {"type": ["string", "null"]},
+                        "access_token": {"type": ["string", "null"]},
+                        "extra_params": {},
+                    },
+                    ("project", "schema"),
+                ),
+            )
         },
         "/predict": {
-            "post": {
-                "summary": "Label Studio: pre-labels for a batch of tasks, matched by position",
-                "requestBody": _json_body(
-                    {
-                        "type": "object",
-                        "required": ["project", "label_config", "tasks"],
-                        "properties": {
-                            "project": {"type": "string"},
-                            "label_config": {"type": "string"},
-                            "tasks": {"type": "array", "items": _ref("Task")},
-                            "params": {"type": "object"},
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": _json_body(
+            "post": operation(
+                "Label Studio: pre-labels for a batch of tasks, matched by position",
+                _json_body(
+                    _object(
                         {
-                            "type": "object",
-                            "properties": {
-                                "results": {
-                                    "type": "array",
-                                    "description": "Per task: [] (no prediction) or [Prediction]",
-                                    "items": {"type": "array", "items": _ref("Prediction")},
-                                },
-                                "model_version": {"type": "string"},
+                            "results": {
+                                "type": "array",
+                                "description": "Per task: [] (no prediction) or [Prediction]",
+                                "items": {"type": "array", "items": _ref("Prediction")},
                             },
+                            "model_version": {"type": "string"},
                         }
-                    ),
-                    **_ERRORS,
-                },
-            }
+                    )
+                ),
+                body=_object(
+                    {
+                        "project": _PROJECT,
+                        "label_config": config,
+                        "tasks": tasks,
+                        "params": {"type": ["object", "null"]},
+                    },
+                    ("project", "label_config", "tasks"),
+                ),
+            )
         },
         "/webhook": {
-            "post": {
-                "summary": "Label Studio events: START_TRAINING and annotation events schedule training",
-                "description": "Accepts basic auth or the X-Webhook-Secret header. Answers at once.",
-                "requestBody": _json_body(
+            "post": operation(
+                "Label Studio events: START_TRAINING and annotation events schedule training",
+                _json_body({"type": "object"}),
+                body=_object(
                     {
-                        "type": "object",
-                        "required": ["action"],
-                        "properties": {"action": {"type": "string"}, "project": {"type": "object"}},
-                    }
+                        "action": {"type": "string"},
+                        "project": {
+                            "anyOf": [{"type": "null"}, _PROJECT, _object({"id": _PROJECT})],
+                        },
+                    },
+                    ("action",),
+                    **{
+                        "if": _object({"action": {"enum": counted}}, ("action",)),
+                        "then": _object(
+                            {"project": {"anyOf": [_PROJECT, _object({"id": _PROJECT}, ("id",))]}},
+                            ("project",),
+                        ),
+                    },
                 ),
-                "responses": {"200": _json_body({"type": "object"}), **_ERRORS},
-            }
+                description="Accepts basic auth or the X-Webhook-Secret header. Answers at once. "
+                f"{', '.join(counted)} need the project; other actions are acknowledged and ignored.",
+                security=webhook,
+            )
         },
         "/score": {
-            "post": {
-                "summary": "Score raw items (not yet in Label Studio) for active learning",
-                "requestBody": _json_body(
-                    {
-                        "type": "object",
-                        "required": ["project", "tasks"],
-                        "properties": {
-                            "project": {"type": "integer"},
-                            "control": {
-                                "type": "string",
-                                "description": "Default: the first trained control",
-                            },
-                            "tasks": {"type": "array", "items": _ref("Task")},
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": _json_body(
+            "post": operation(
+                "Score raw items (not yet in Label Studio) for active learning",
+                _json_body(
+                    _object(
                         {
-                            "type": "object",
-                            "properties": {
-                                "model_version": {"type": "string"},
-                                "control": {"type": "string"},
-                                "kind": {"enum": ["single", "multi", "spans"]},
-                                "classes": {"type": "array", "items": {"type": "string"}},
-                                "items": {"type": "array", "items": _ref("ScoreItem")},
-                            },
+                            "model_version": {"type": "string"},
+                            "control": {"type": "string"},
+                            "kind": {"enum": ["single", "multi", "spans"]},
+                            "classes": {"type": "array", "items": {"type": "string"}},
+                            "items": {"type": "array", "items": _ref("ScoreItem")},
                         }
-                    ),
-                    "409": _json_body(_ref("Error"), "The project has no trained model (not_trained)"),
-                    **_ERRORS,
-                },
-            }
+                    )
+                ),
+                body=_object(
+                    {
+                        "project": _PROJECT,
+                        "control": {
+                            "type": ["string", "null"],
+                            "description": "Default: the first trained control",
+                        },
+                        "tasks": tasks,
+                    },
+                    ("project", "tasks"),
+                ),
+            )
         },
         "/versions": {
-            "get": {
-                "summary": "Stored model versions, newest first",
-                "parameters": [{"name": "project", "in": "query", "schema": {"type": "integer"}}],
-                "responses": {"200": _json_body({"type": "object"}), **_ERRORS},
-            }
+            "get": operation(
+                "Stored model versions, newest first",
+                _json_body({"type": "object"}),
+                parameters=[
+                    {
+                        "name": "project",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": PROJECT_ID_PATTERN},
+                    }
+                ],
+            )
         },
         "/metrics": {
-            "get": {
-                "summary": "Prometheus text exposition",
-                "responses": {"200": {"description": "text/plain", "content": {"text/plain": {}}}},
-            }
+            "get": operation(
+                "Prometheus text exposition",
+                {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+            )
         },
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json_body({})}}},
+        "/openapi.json": {"get": operation("This document", _json_body({"type": "object"}))},
     }
+    paths["/score"]["post"]["responses"]["409"] = _error("The project has no trained model (not_trained)")
     return {
         "openapi": "3.1.0",
         "info": {"title": "ls-companion ML backend", "version": version},
@@ -209,6 +249,5 @@ def openapi_document(version: str) -> JSON:
                 "webhookSecret": {"type": "apiKey", "in": "header", "name": "X-Webhook-Secret"},
             },
         },
-        "security": [{"basic": []}],
         "paths": paths,
     }

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml_backend.errors import InvalidJSON, InvalidRequest
+from ml_backend.errors import InvalidJSON, InvalidRequest, PayloadTooLarge
 
 JSON = dict[str, Any]
 
@@ -23,15 +23,48 @@ MAX_PROJECT_ID = 10**18 - 1
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 
 
-def parse_json(body: bytes) -> JSON:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may hold (settings MAX_TASKS, MAX_JSON_DEPTH, MAX_LABEL_CONFIG_LENGTH)."""
+
+    max_tasks: int
+    max_json_depth: int
+    max_label_config_length: int
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep objects and arrays nest in a parsed JSON value (a scalar: 0), counted up to ``limit + 1``.
+
+    Level by level over the containers only, so a batch of flat tasks costs one pass over their values.
+    """
+    depth, level = 0, [value] if isinstance(value, dict | list) else []
+    while level and depth <= limit:
+        depth += 1
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
+def parse_json(body: bytes, limits: Limits) -> JSON:
     if not body:
         raise InvalidJSON("the request body is empty; send a JSON object")
+    too_deep = InvalidJSON(
+        f"the body nests objects and arrays deeper than {limits.max_json_depth} (MAX_JSON_DEPTH)"
+    )
     try:
         payload = json.loads(body)
+    except RecursionError:  # the parser's own stack limit, far below a body that nests 100,000 deep
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJSON(f"the body is not valid JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise InvalidJSON(f"the body must be a JSON object, not {type(payload).__name__}")
+    if nesting_depth(payload, limits.max_json_depth) > limits.max_json_depth:
+        raise too_deep
     return payload
 
 
@@ -41,8 +74,30 @@ def _require(payload: Mapping[str, Any], key: str, path: str) -> Any:
     return payload[key]
 
 
+def _optional_str(payload: Mapping[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"expected a string, got {type(value).__name__}", field=key)
+    return value
+
+
+def _label_config(payload: Mapping[str, Any], key: str, limits: Limits) -> str:
+    config = _require(payload, key, key)
+    if not isinstance(config, str):
+        raise InvalidRequest("expected the labeling config as a string", field=key)
+    if len(config) > limits.max_label_config_length:
+        raise PayloadTooLarge(
+            f"{len(config):,} characters; at most {limits.max_label_config_length:,} (MAX_LABEL_CONFIG_LENGTH)",
+            field=key,
+        )
+    return config
+
+
 def project_id_of(value: Any, path: str) -> int:
-    """A project id from an int, a digit string, or Label Studio's ``"ID.TIMESTAMP"`` project uid."""
+    """A project id from an int (or an integral float, as JSON Schema counts it), a digit string, or
+    Label Studio's ``"ID.TIMESTAMP"`` project uid."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PROJECT_ID:
         return value
     if isinstance(value, str) and (match := _PROJECT_ID.search(value)):
@@ -53,18 +108,20 @@ def project_id_of(value: Any, path: str) -> int:
     )
 
 
-def _tasks(payload: Mapping[str, Any], *, require_id: bool, limit: int | None) -> list[JSON]:
+def _tasks(payload: Mapping[str, Any], limits: Limits) -> list[JSON]:
     tasks = _require(payload, "tasks", "tasks")
     if not isinstance(tasks, list):
         raise InvalidRequest(f"expected a list of tasks, got {type(tasks).__name__}", field="tasks")
-    if limit is not None and len(tasks) > limit:
-        raise InvalidRequest(f"{len(tasks)} tasks in one request; at most {limit}", field="tasks")
+    if len(tasks) > limits.max_tasks:
+        raise PayloadTooLarge(
+            f"{len(tasks):,} tasks in one request; at most {limits.max_tasks:,} (MAX_TASKS)", field="tasks"
+        )
     for k, task in enumerate(tasks):
         if not isinstance(task, dict):
             raise InvalidRequest(f"expected an object, got {type(task).__name__}", field=f"tasks[{k}]")
         if not isinstance(task.get("data"), dict):
             raise InvalidRequest("expected an object of task data", field=f"tasks[{k}].data")
-        if require_id and isinstance(task.get("id"), dict | list):
+        if isinstance(task.get("id"), dict | list):
             raise InvalidRequest("an id must be a JSON scalar", field=f"tasks[{k}].id")
     return tasks
 
@@ -77,17 +134,15 @@ class SetupRequest:
     access_token: str | None = field(default=None, repr=False)
 
 
-def parse_setup(payload: JSON) -> SetupRequest:
-    schema = _require(payload, "schema", "schema")
-    if not isinstance(schema, str):
-        raise InvalidRequest("expected the labeling config as a string", field="schema")
-    hostname = payload.get("hostname")
-    token = payload.get("access_token")
+def parse_setup(payload: JSON, limits: Limits) -> SetupRequest:
+    schema = _label_config(payload, "schema", limits)
+    hostname = _optional_str(payload, "hostname")
+    token = _optional_str(payload, "access_token")
     return SetupRequest(
         project_id=project_id_of(_require(payload, "project", "project"), "project"),
         label_config=schema,
-        hostname=hostname.rstrip("/") if isinstance(hostname, str) and hostname else None,
-        access_token=token if isinstance(token, str) and token else None,
+        hostname=hostname.rstrip("/") if hostname else None,
+        access_token=token or None,
     )
 
 
@@ -99,17 +154,15 @@ class PredictRequest:
     context: Any = None
 
 
-def parse_predict(payload: JSON) -> PredictRequest:
-    config = _require(payload, "label_config", "label_config")
-    if not isinstance(config, str):
-        raise InvalidRequest("expected the labeling config as a string", field="label_config")
+def parse_predict(payload: JSON, limits: Limits) -> PredictRequest:
+    config = _label_config(payload, "label_config", limits)
     params = payload.get("params")
     if params is not None and not isinstance(params, dict):
         raise InvalidRequest("expected an object", field="params")
     return PredictRequest(
         project_id=project_id_of(_require(payload, "project", "project"), "project"),
         label_config=config,
-        tasks=_tasks(payload, require_id=False, limit=None),
+        tasks=_tasks(payload, limits),
         context=(params or {}).get("context"),
     )
 
@@ -121,13 +174,11 @@ class ScoreRequest:
     control: str | None = None
 
 
-def parse_score(payload: JSON, *, max_items: int) -> ScoreRequest:
-    control = payload.get("control")
-    if control is not None and not isinstance(control, str):
-        raise InvalidRequest("expected a control name", field="control")
+def parse_score(payload: JSON, limits: Limits) -> ScoreRequest:
+    control = _optional_str(payload, "control")
     return ScoreRequest(
         project_id=project_id_of(_require(payload, "project", "project"), "project"),
-        tasks=_tasks(payload, require_id=True, limit=max_items),
+        tasks=_tasks(payload, limits),
         control=control,
     )
 

@@ -53,8 +53,20 @@ class BackendSettings(BaseSettings):
     keep_versions: int = Field(
         5, ge=1, description="Model versions kept per project (older ones are deleted)."
     )
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
-    max_score_items: int = Field(20_000, ge=1, description="Most items one POST /score may carry.")
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 before it is read, from Content-Length or while a chunked body arrives).",
+    )
+    max_tasks: int = Field(
+        20_000, ge=1, description="Most tasks one POST /predict or /score may carry (413)."
+    )
+    max_json_depth: int = Field(
+        64, ge=8, le=500, description="Deepest nesting of objects and arrays a request body may have (400)."
+    )
+    max_label_config_length: int = Field(
+        1024 * 1024, ge=1024, description="Longest labeling config accepted, in characters (413)."
+    )
     sync_project_model_version: bool = Field(
         True, description="After training, point the project's model_version at the new version."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 from typing import Any
 
@@ -128,26 +129,94 @@ def test_bad_requests_get_4xx_json_with_the_field(
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("project", ["²", "1²", "١٢", "9" * 19, 10**18, -1, True, 1.0, "", ".5"])
+@pytest.mark.parametrize("project", ["²", "1²", "١٢", "9" * 19, 10**18, -1, True, 1.5, "", ".5"])
 def test_project_ids_that_are_not_ascii_digits_get_422_not_500(client: FlaskClient, project: Any) -> None:
     response = client.post("/setup", json={"project": project, "schema": CONFIG})
     assert response.status_code == 422 and response.json["field"] == "project"  # type: ignore[index]
 
 
 def test_project_ids_take_digits_and_label_studios_uid(client: FlaskClient) -> None:
-    for project in (7, "7", "7.1764300000", "7.", 10**18 - 1):
+    for project in (7, 7.0, "7", "7.1764300000", "7.", 10**18 - 1):
         response = client.post("/setup", json={"project": project, "schema": CONFIG})
         assert response.status_code == 200 and response.json["model_version"] == "untrained"  # type: ignore[index]
     assert client.get("/versions?project=7").json["project"] == 7  # type: ignore[index]
     assert client.get("/versions?project=%C2%B2").json["field"] == "project"  # type: ignore[index]
 
 
-def test_score_rejects_oversize_bodies_and_batches(tmp_path: Path) -> None:
-    client, _ = make_client(tmp_path, max_body_bytes=2048, max_score_items=3)
-    big = client.post("/score", json={"project": 1, "tasks": [{"id": 1, "data": {"text": "x" * 4000}}]})
-    assert big.status_code == 413 and big.json["error"] == "payload_too_large"  # type: ignore[index]
-    many = client.post("/score", json={"project": 1, "tasks": [{"id": k, "data": {}} for k in range(4)]})
-    assert many.status_code == 422 and many.json["field"] == "tasks"  # type: ignore[index]
+class CountingStream(io.RawIOBase):
+    """An endless request body that counts what the server reads of it."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.read_bytes += len(buffer)
+        buffer[:] = b"x" * len(buffer)
+        return len(buffer)
+
+
+def test_an_oversize_body_gets_413_before_it_is_read(tmp_path: Path) -> None:
+    client, _ = make_client(tmp_path, max_body_bytes=2048)
+    declared = CountingStream()
+    response = client.post(
+        "/predict",
+        environ_overrides={"wsgi.input": declared, "CONTENT_LENGTH": str(10**9)},
+        content_type="application/json",
+    )
+    assert response.status_code == 413 and response.json["error"] == "payload_too_large"  # type: ignore[index]
+    assert declared.read_bytes == 0
+    chunked = CountingStream()  # no Content-Length: read only up to the limit, then refused
+    response = client.post(
+        "/predict",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": chunked, "wsgi.input_terminated": True},
+        content_type="application/json",
+    )
+    assert response.status_code == 413 and 2048 <= chunked.read_bytes <= 2048 + 65536
+
+
+def test_limits_on_tasks_label_configs_and_nesting(tmp_path: Path) -> None:
+    client, _ = make_client(tmp_path, max_tasks=3, max_label_config_length=1024, max_json_depth=8)
+    tasks = [{"id": k, "data": {"text": "a"}} for k in range(4)]
+    for path in ("/predict", "/score"):
+        many = client.post(path, json={"project": 1, "label_config": CONFIG, "tasks": tasks})
+        assert many.status_code == 413 and many.json["field"] == "tasks"  # type: ignore[index]
+    assert predict(client, tasks[:3]).json["results"] == [[], [], []]
+    long_config = CONFIG.replace("<View>", "<View>" + " " * 1024)
+    for path, key in (("/setup", "schema"), ("/predict", "label_config")):
+        long = client.post(path, json={"project": 1, key: long_config, "tasks": []})
+        assert long.status_code == 413 and long.json["field"] == key  # type: ignore[index]
+    # depth 8 is allowed (body, tasks, task, data, and four levels of task data), 9 is not
+    nested: Any = "deep"
+    for _ in range(4):
+        nested = [nested]
+    assert predict(client, [{"id": 1, "data": {"text": "a", "n": nested}}]).json["results"] == [[]]
+    deeper = predict(client, [{"id": 1, "data": {"text": "a", "n": [nested]}}])
+    assert deeper.status_code == 400 and "MAX_JSON_DEPTH" in deeper.json["detail"]
+    brackets = client.post("/predict", data=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+    assert brackets.status_code == 400 and brackets.json["error"] == "invalid_json"  # type: ignore[index]
+    unclosed = client.post("/setup", data=b'{"a":' + b"[" * 100_000, content_type="application/json")
+    assert unclosed.status_code == 400 and "MAX_JSON_DEPTH" in unclosed.json["detail"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        '<?xml version="1.0"?><!DOCTYPE v [<!ENTITY l0 "lol">'
+        + "".join(f'<!ENTITY l{k} "{f"&l{k - 1};" * 10}">' for k in range(1, 10))
+        + ']><View><Text name="t" value="&l9;"/></View>',
+        """<?xml version="1.0"?><!DOCTYPE v [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<View><Text name="t" value="$text"/><Header value="&x;"/></View>""",
+    ],
+    ids=["billion-laughs", "external-entity"],
+)
+def test_entity_label_configs_stay_refused(client: FlaskClient, config: str) -> None:
+    response = client.post("/setup", json={"project": 1, "schema": config})
+    assert response.status_code == 422 and response.json["error"] == "invalid_label_config"  # type: ignore[index]
+    assert "root:" not in response.get_data(as_text=True)
 
 
 def test_basic_auth_everywhere_but_health_and_webhook_takes_the_secret(tmp_path: Path) -> None:
@@ -193,6 +262,39 @@ def test_metrics_and_openapi(client: FlaskClient) -> None:
     document = client.get("/openapi.json").json
     assert document is not None and document["openapi"].startswith("3.1")
     assert "409" in document["paths"]["/score"]["post"]["responses"]
+
+
+def test_openapi_states_the_auth_and_limits_of_this_process(tmp_path: Path) -> None:
+    secured, _ = make_client(
+        tmp_path, basic_auth_user="u", basic_auth_pass="p", webhook_secret="s", max_tasks=7
+    )
+    paths = secured.get("/openapi.json", headers=BASIC).json["paths"]  # type: ignore[index]
+    assert paths["/health"]["get"]["security"] == [] and "401" not in paths["/health"]["get"]["responses"]
+    assert (
+        paths["/metrics"]["get"]["security"] == [{"basic": []}]
+        and "401" in paths["/metrics"]["get"]["responses"]
+    )
+    assert paths["/webhook"]["post"]["security"] == [{"basic": []}, {"webhookSecret": []}]
+    body = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["tasks"]["maxItems"] == 7 and set(paths["/predict"]["post"]["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "413",
+        "422",
+    }
+    open_paths = make_client(tmp_path)[0].get("/openapi.json").json["paths"]  # type: ignore[index]
+    assert all(
+        op["security"] == [] and "401" not in op["responses"]
+        for p in open_paths.values()
+        for op in p.values()
+    )
+    not_allowed = secured.delete("/health")
+    assert not_allowed.status_code == 405 and set(not_allowed.headers["Allow"].split(", ")) == {
+        "GET",
+        "HEAD",
+        "OPTIONS",
+    }
 
 
 def test_interactive_context_is_accepted(client: FlaskClient, tmp_path: Path) -> None:
