@@ -2,7 +2,7 @@
 
 The request schemas state exactly what ``ml_backend.protocol`` accepts (its project-id pattern, its
 limits), and each route declares the auth it really needs, so schemathesis can hold the server to it
-(``tests/integration/test_contract.py``). A labeling config's XML cannot be described in JSON Schema: it
+(``tests/contract/test_contract.py``). A labeling config's XML cannot be described in JSON Schema: it
 carries ``format: label-config``, for which the contract test draws real configs.
 """
 
