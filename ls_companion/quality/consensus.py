@@ -1,7 +1,8 @@
 """One consensus answer per task, with a confidence.
 
 Categorical controls (single choices, ratings) are aggregated by majority vote, Dawid-Skene, GLAD and
-MACE; where enough gold exists, the method with the best gold accuracy is chosen, else Dawid-Skene.
+MACE, and, where the ML backend stored out-of-fold probabilities, model-assisted: Dawid-Skene with the
+model as one more annotator (see ``model_assisted_proba``); where enough gold exists, the method with the best gold accuracy is chosen, else Dawid-Skene.
 MV, GLAD and MACE are crowd-kit's. Dawid-Skene is a vectorized implementation of crowd-kit's own EM
 (same initialisation, steps, evidence lower bound and stopping rule; tests check that it gives
 crowd-kit's posteriors): crowd-kit's pandas version needs ~0.3 s per iteration on 300,000 labels and
@@ -32,6 +33,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 MAJORITY_VOTE, DAWID_SKENE, GLAD, MACE, MEDOID = "majority_vote", "dawid_skene", "glad", "mace", "medoid"
+MODEL_ASSISTED = "model_assisted"
 METHODS = (MAJORITY_VOTE, DAWID_SKENE, GLAD, MACE)
 FAST_METHODS = (MAJORITY_VOTE, DAWID_SKENE)
 #: The method used when gold cannot decide (and the preferred one on ties).
@@ -111,8 +113,13 @@ def _log_errors(errors: FloatArray, log: Any) -> FloatArray:
     return out
 
 
-def dawid_skene_proba(enc: Encoded, n_iter: int = 100, tol: float = 1e-5) -> FloatArray:
-    """Posterior label probabilities (tasks × labels) of Dawid-Skene's EM, initialised by majority vote."""
+def dawid_skene_proba(
+    enc: Encoded, n_iter: int = 100, tol: float = 1e-5, item_prior: FloatArray | None = None
+) -> FloatArray:
+    """Posterior label probabilities (tasks × labels) of Dawid-Skene's EM, initialised by majority vote.
+
+    ``item_prior`` (tasks × labels) replaces the one class prior by a fixed prior per task.
+    """
     n_rows = len(enc.task)
     rows = np.arange(n_rows)
     by_task = sparse.csr_matrix((np.ones(n_rows), (enc.task, rows)), shape=(enc.n_tasks, n_rows))
@@ -125,7 +132,10 @@ def dawid_skene_proba(enc: Encoded, n_iter: int = 100, tol: float = 1e-5) -> Flo
     )
 
     proba = _vote_shares(enc)
-    priors = proba.mean(axis=0)
+    if item_prior is not None:  # the model decides ties of the vote (one label per task: a tie never)
+        proba = proba + item_prior * 1e-3
+        proba /= proba.sum(axis=1, keepdims=True)
+    priors = proba.mean(axis=0) if item_prior is None else item_prior
     errors = _errors(enc, by_worker_label, present, proba)
     loss = -math.inf
     for _ in range(n_iter):
@@ -134,7 +144,7 @@ def dawid_skene_proba(enc: Encoded, n_iter: int = 100, tol: float = 1e-5) -> Flo
         )
         scaled = np.exp2(log_like - log_like.max(axis=1, keepdims=True))
         proba = scaled / scaled.sum(axis=1, keepdims=True)
-        priors = proba.mean(axis=0)
+        priors = proba.mean(axis=0) if item_prior is None else item_prior
         errors = _errors(enc, by_worker_label, present, proba)
         new_loss = _evidence_lower_bound(enc, proba, priors, errors) / n_rows
         if new_loss - loss < tol:
@@ -144,10 +154,42 @@ def dawid_skene_proba(enc: Encoded, n_iter: int = 100, tol: float = 1e-5) -> Flo
 
 
 def _evidence_lower_bound(enc: Encoded, proba: FloatArray, priors: FloatArray, errors: FloatArray) -> float:
-    per_row = _log_errors(errors, np.log)[enc.worker, enc.label] + np.log(np.maximum(priors, _EPS))
+    task_priors = priors[enc.task] if priors.ndim == 2 else priors  # per task, or one for all
+    per_row = _log_errors(errors, np.log)[enc.worker, enc.label] + np.log(np.maximum(task_priors, _EPS))
     joint = float(np.sum(proba[enc.task] * per_row))
     floored = np.maximum(proba, _EPS)
     return joint - float(np.sum(floored * np.log(floored)))
+
+
+# -- model-assisted ------------------------------------------------------------------------------------------------
+
+
+def align_model_proba(enc: Encoded, model_proba: pd.DataFrame) -> FloatArray:
+    """The model's probabilities (rows: task ids, columns: labels) in ``enc``'s task and label order.
+
+    A task the model did not score gets the class shares of the votes (there the consensus is
+    Dawid-Skene's); a label the model does not know gets (almost) nothing.
+    """
+    table = model_proba.reindex(index=enc.tasks, columns=enc.labels)
+    values = table.to_numpy(dtype=float, copy=True)
+    unscored = np.isnan(values).all(axis=1)
+    values = np.nan_to_num(values, nan=0.0)
+    values[unscored] = _vote_shares(enc).mean(axis=0)
+    values = np.maximum(values, _EPS)
+    aligned: FloatArray = values / values.sum(axis=1, keepdims=True)
+    return aligned
+
+
+def model_assisted_proba(enc: Encoded, model_proba: pd.DataFrame) -> FloatArray:
+    """Dawid-Skene with the model as one more annotator whose answer is a probability per label.
+
+    The model's out-of-fold probabilities are each task's prior, and EM weighs every human by the
+    confusion matrix it estimates for them, so an accurate annotator outvotes the model and an
+    unreliable one is outvoted by it (CROWDLAB, Goh et al. 2022, weighs both by estimated accuracy
+    too). It helps most where overlap is thin: with one label per task Dawid-Skene alone can only
+    repeat it, while the model can tell which annotators err and on which tasks.
+    """
+    return dawid_skene_proba(enc, item_prior=align_model_proba(enc, model_proba))
 
 
 # -- crowd-kit methods ------------------------------------------------------------------------------------------
@@ -188,16 +230,25 @@ def _crowdkit_labels(rows: pd.DataFrame, enc: Encoded, method: str) -> pd.DataFr
     )
 
 
-def aggregate(rows: pd.DataFrame, method: str) -> pd.DataFrame:
-    """Consensus of categorical answers (``task_id, annotator, value``) by one method: task_id, consensus, confidence."""
+def aggregate(rows: pd.DataFrame, method: str, model_proba: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Consensus of categorical answers (``task_id, annotator, value``) by one method: task_id, consensus, confidence.
+
+    ``model_proba`` (task ids × labels) is the model's out-of-fold probabilities, for ``model_assisted``.
+    """
     if rows.empty:
         return pd.DataFrame(columns=LABEL_COLUMNS)
     enc = encode(rows)
     if method == DAWID_SKENE:
         return _decode(enc, dawid_skene_proba(enc))
+    if method == MODEL_ASSISTED:
+        if model_proba is None:
+            raise InputError("model_assisted consensus needs the model's out-of-fold probabilities")
+        return _decode(enc, model_assisted_proba(enc, model_proba))
     if method in (MAJORITY_VOTE, GLAD, MACE):
         return _crowdkit_labels(rows, enc, method)
-    raise InputError(f"unknown consensus method {method!r} (use one of {', '.join(METHODS)})")
+    raise InputError(
+        f"unknown consensus method {method!r} (use one of {', '.join((*METHODS, MODEL_ASSISTED))})"
+    )
 
 
 def medoid(rows: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -307,10 +358,15 @@ def categorical_consensus(
     methods: Sequence[str] = METHODS,
     min_gold: int = 10,
     slow_max_labels: int = SLOW_METHODS_MAX_LABELS,
+    model_proba: pd.DataFrame | None = None,
 ) -> Consensus:
-    """Run ``methods`` on one categorical control; choose by gold accuracy (``gold``: task id → answer)."""
+    """Run ``methods`` on one categorical control; choose by gold accuracy (``gold``: task id → answer).
+
+    With ``model_proba`` (the model's out-of-fold probabilities, task ids × labels) model-assisted
+    consensus runs too.
+    """
     outcomes: dict[str, MethodOutcome] = {}
-    for method in methods:
+    for method in (*methods, MODEL_ASSISTED) if model_proba is not None else methods:
         if method in (GLAD, MACE) and len(rows) > slow_max_labels:
             empty = pd.DataFrame(columns=LABEL_COLUMNS)
             outcomes[method] = MethodOutcome(
@@ -318,7 +374,7 @@ def categorical_consensus(
             )
             continue
         started = time.perf_counter()
-        labels = aggregate(rows, method)
+        labels = aggregate(rows, method, model_proba)
         seconds = time.perf_counter() - started
         accuracy, n_gold = gold_accuracy(labels, gold) if gold is not None else (None, 0)
         outcomes[method] = MethodOutcome(method, labels, seconds, accuracy, n_gold)

@@ -1,0 +1,83 @@
+"""Label issues from out-of-fold probabilities, and model-assisted consensus: hand-checkable values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ls_companion.errors import InputError
+from ls_companion.quality import consensus
+from ls_companion.quality.label_issues import class_thresholds, confident_joint, find_label_issues
+from ls_companion.quality.records import CHOICES, ControlSpec
+
+LABELS = np.array([0, 0, 0, 1, 1, 1])
+PROBA = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9], [0.3, 0.7], [0.7, 0.3]])
+
+
+def test_thresholds_and_confident_joint() -> None:
+    # class 0: mean of p0 over items labelled 0 = (0.9 + 0.8 + 0.2) / 3; class 1 likewise (0.9 + 0.7 + 0.3) / 3
+    assert class_thresholds(LABELS, PROBA) == pytest.approx([1.9 / 3, 1.9 / 3])
+    # items 2 (labelled 0, p1 = 0.8) and 5 (labelled 1, p0 = 0.7) are confidently of the other class
+    assert confident_joint(LABELS, PROBA) == pytest.approx(np.array([[2.0, 1.0], [1.0, 2.0]]))
+
+
+def test_flags_the_items_the_joint_implies_ranked_by_score() -> None:
+    found = find_label_issues(LABELS, PROBA)
+    assert found.noise.n_issues == 2
+    assert found.noise.noise_rates == pytest.approx([1 / 3, 1 / 3])
+    assert found.score == pytest.approx([0.1, 0.2, 0.8, 0.1, 0.3, 0.7])
+    assert found.ranked().tolist() == [2, 5]
+    assert found.suggested[[2, 5]].tolist() == [1, 0]
+    assert find_label_issues(LABELS, PROBA, n_flag=1).ranked().tolist() == [2]
+
+
+def test_a_reliable_label_resists_the_model() -> None:
+    reliability = np.array([0.75, 0.75, 0.99, 0.75, 0.75, 0.75])  # item 2's annotators agree
+    found = find_label_issues(LABELS, PROBA, reliability=reliability)
+    mean_odds = (5 * 0.75 + 0.99) / 6 / (1 - (5 * 0.75 + 0.99) / 6)
+    assert found.score[2] == pytest.approx(1 / (1 + 0.25 * 99 / mean_odds))  # about 0.13: not flagged
+    assert found.score[5] == pytest.approx(1 / (1 + 0.3 / 0.7 * 3 / mean_odds))  # about 0.75: flagged
+    assert found.ranked().tolist() == [5]
+
+
+def test_bad_shapes_are_input_errors() -> None:
+    with pytest.raises(InputError, match="do not match"):
+        find_label_issues(LABELS[:3], PROBA)
+    with pytest.raises(InputError, match="class codes"):
+        find_label_issues(np.array([0, 0, 0, 1, 1, 2]), PROBA)
+    with pytest.raises(InputError, match="reliability"):
+        find_label_issues(LABELS, PROBA, reliability=np.ones(2))
+
+
+def _model_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One label per task: ``good`` agrees with the model on tasks 0-9, ``bad`` contradicts it on 12-19."""
+    truth = ["a", "b"] * 10
+    given = truth[:12] + [{"a": "b", "b": "a"}[t] for t in truth[12:]]
+    rows = pd.DataFrame({"task_id": range(20), "annotator": ["good"] * 10 + ["bad"] * 10, "value": given})
+    model = pd.DataFrame(
+        [[0.9, 0.1] if t == "a" else [0.1, 0.9] for t in truth], index=range(20), columns=["a", "b"]
+    )
+    return rows, model
+
+
+def test_model_assisted_overrules_an_unreliable_annotator_only() -> None:
+    rows, model = _model_case()
+    labels = consensus.aggregate(rows, consensus.MODEL_ASSISTED, model).set_index("task_id")["consensus"]
+    assert labels.tolist() == ["a", "b"] * 10
+    # Dawid-Skene alone can only repeat a single label
+    alone = consensus.aggregate(rows, consensus.DAWID_SKENE).set_index("task_id")["consensus"]
+    assert alone.tolist() == rows["value"].tolist()
+    with pytest.raises(InputError, match="out-of-fold"):
+        consensus.aggregate(rows, consensus.MODEL_ASSISTED)
+
+
+def test_model_assisted_runs_and_wins_by_gold_when_given_probabilities() -> None:
+    rows, model = _model_case()
+    gold = pd.Series(["a", "b"] * 10, index=range(20))
+    found = consensus.categorical_consensus(
+        ControlSpec("label", CHOICES), rows, gold, methods=consensus.FAST_METHODS, model_proba=model
+    )
+    assert found.methods[consensus.MODEL_ASSISTED].gold_accuracy == 1.0
+    assert found.methods[consensus.DAWID_SKENE].gold_accuracy == pytest.approx(0.6)
+    assert found.chosen == consensus.MODEL_ASSISTED
