@@ -5,6 +5,7 @@ from ls_companion.cli import (  # noqa: F401  (registers)
     demo,
     gate,
     guidelines,
+    label_issues,
     metrics,
     prelabel,
     report,

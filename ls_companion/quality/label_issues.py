@@ -16,12 +16,15 @@ Pure functions over numpy arrays: labels are class codes ``0..k-1``, ``proba`` i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ls_companion.errors import InputError
+from ls_companion.quality.records import jsonable
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -163,3 +166,23 @@ def find_label_issues(
     flagged = np.zeros(len(labels), dtype=bool)
     flagged[order] = True
     return LabelIssues(score, suggested, flagged, noise)
+
+
+def issues_payload(
+    found: LabelIssues, classes: Sequence[Any], keys: Sequence[Any], key: str
+) -> dict[str, Any]:
+    """JSON-able: the flagged items by descending score (``key``: ``keys[i]`` names item i), the noise estimate."""
+    rates = found.noise.noise_rates
+    return {
+        "issues": [
+            {
+                key: jsonable(keys[i]),
+                "score": round(float(found.score[i]), 4),
+                "suggested": jsonable(classes[found.suggested[i]]),
+            }
+            for i in found.ranked()
+        ],
+        "n_items": len(found.score),
+        "estimated_issues": found.noise.n_issues,
+        "noise_rate": {str(c): round(float(r), 4) for c, r in zip(classes, rates, strict=True)},
+    }

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from ls_companion.cli import main
 from ls_companion.errors import InputError
 from ls_companion.quality import consensus
 from ls_companion.quality.label_issues import class_thresholds, confident_joint, find_label_issues
 from ls_companion.quality.records import CHOICES, ControlSpec
+from tests.conftest import SHARED_DATASETS
 
 LABELS = np.array([0, 0, 0, 1, 1, 1])
 PROBA = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9], [0.3, 0.7], [0.7, 0.3]])
@@ -81,3 +86,38 @@ def test_model_assisted_runs_and_wins_by_gold_when_given_probabilities() -> None
     assert found.methods[consensus.MODEL_ASSISTED].gold_accuracy == 1.0
     assert found.methods[consensus.DAWID_SKENE].gold_accuracy == pytest.approx(0.6)
     assert found.chosen == consensus.MODEL_ASSISTED
+
+
+def test_label_issues_command_finds_flipped_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.read_csv(SHARED_DATASETS / "sms_spam" / "sms_spam.csv", keep_default_na=False).head(600)
+    flipped = [3, 40, 77, 150, 222, 301, 404, 555]  # rows whose label the test makes wrong
+    frame.loc[flipped, "label"] = frame.loc[flipped, "label"].map({"ham": "spam", "spam": "ham"})
+    path = tmp_path / "messages.jsonl"
+    frame.rename(columns={"text": "message"}).to_json(path, orient="records", lines=True)
+    assert main(["label-issues", str(path), "--text-column", "message", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    found = {issue["row"]: issue for issue in payload["issues"]}
+    scores = [issue["score"] for issue in payload["issues"]]
+    assert scores == sorted(scores, reverse=True) and payload["n_items"] == 600
+    assert len(found.keys() & set(flipped)) >= 6  # the model sees through most of them
+    original = {"ham": "spam", "spam": "ham"}
+    assert all(
+        found[row]["suggested"] == original[frame.loc[row, "label"]] for row in found.keys() & set(flipped)
+    )
+
+
+def test_label_issues_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["label-issues", str(tmp_path / "none.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    path = tmp_path / "data.csv"
+    path.write_text("text,category\nhello,a\n", encoding="utf-8")
+    assert main(["label-issues", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'label'" in err and len(err.strip().splitlines()) == 1
+    path.write_text("text,label\nhello,a\nworld,a\n", encoding="utf-8")
+    assert main(["label-issues", str(path)]) == 2
+    assert "at least two classes" in capsys.readouterr().err
+    assert main(["label-issues"]) == 2
+    assert "either FILE or --project" in capsys.readouterr().err
