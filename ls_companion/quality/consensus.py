@@ -1,8 +1,8 @@
 """One consensus answer per task, with a confidence.
 
 Categorical controls (single choices, ratings) are aggregated by majority vote, Dawid-Skene, GLAD and
-MACE, and, where the ML backend stored out-of-fold probabilities, model-assisted: Dawid-Skene with the
-model as one more annotator (see ``model_assisted_proba``); where enough gold exists, the method with the best gold accuracy is chosen, else Dawid-Skene.
+MACE, and, where the ML backend stored out-of-fold probabilities, model-assisted: the model as one more
+annotator (see ``model_assisted_proba``); where enough gold exists, the method with the best gold accuracy is chosen, else Dawid-Skene.
 MV, GLAD and MACE are crowd-kit's. Dawid-Skene is a vectorized implementation of crowd-kit's own EM
 (same initialisation, steps, evidence lower bound and stopping rule; tests check that it gives
 crowd-kit's posteriors): crowd-kit's pandas version needs ~0.3 s per iteration on 300,000 labels and
@@ -34,6 +34,8 @@ IntArray = NDArray[np.int64]
 
 MAJORITY_VOTE, DAWID_SKENE, GLAD, MACE, MEDOID = "majority_vote", "dawid_skene", "glad", "mace", "medoid"
 MODEL_ASSISTED = "model_assisted"
+#: Model-assisted consensus: an annotator's accuracy starts at this, as if from this many answers.
+ACCURACY_PRIOR, ACCURACY_PRIOR_WEIGHT = 2 / 3, 12.0
 METHODS = (MAJORITY_VOTE, DAWID_SKENE, GLAD, MACE)
 FAST_METHODS = (MAJORITY_VOTE, DAWID_SKENE)
 #: The method used when gold cannot decide (and the preferred one on ties).
@@ -113,13 +115,8 @@ def _log_errors(errors: FloatArray, log: Any) -> FloatArray:
     return out
 
 
-def dawid_skene_proba(
-    enc: Encoded, n_iter: int = 100, tol: float = 1e-5, item_prior: FloatArray | None = None
-) -> FloatArray:
-    """Posterior label probabilities (tasks × labels) of Dawid-Skene's EM, initialised by majority vote.
-
-    ``item_prior`` (tasks × labels) replaces the one class prior by a fixed prior per task.
-    """
+def dawid_skene_proba(enc: Encoded, n_iter: int = 100, tol: float = 1e-5) -> FloatArray:
+    """Posterior label probabilities (tasks × labels) of Dawid-Skene's EM, initialised by majority vote."""
     n_rows = len(enc.task)
     rows = np.arange(n_rows)
     by_task = sparse.csr_matrix((np.ones(n_rows), (enc.task, rows)), shape=(enc.n_tasks, n_rows))
@@ -132,10 +129,7 @@ def dawid_skene_proba(
     )
 
     proba = _vote_shares(enc)
-    if item_prior is not None:  # the model decides ties of the vote (one label per task: a tie never)
-        proba = proba + item_prior * 1e-3
-        proba /= proba.sum(axis=1, keepdims=True)
-    priors = proba.mean(axis=0) if item_prior is None else item_prior
+    priors = proba.mean(axis=0)
     errors = _errors(enc, by_worker_label, present, proba)
     loss = -math.inf
     for _ in range(n_iter):
@@ -144,7 +138,7 @@ def dawid_skene_proba(
         )
         scaled = np.exp2(log_like - log_like.max(axis=1, keepdims=True))
         proba = scaled / scaled.sum(axis=1, keepdims=True)
-        priors = proba.mean(axis=0) if item_prior is None else item_prior
+        priors = proba.mean(axis=0)
         errors = _errors(enc, by_worker_label, present, proba)
         new_loss = _evidence_lower_bound(enc, proba, priors, errors) / n_rows
         if new_loss - loss < tol:
@@ -154,8 +148,7 @@ def dawid_skene_proba(
 
 
 def _evidence_lower_bound(enc: Encoded, proba: FloatArray, priors: FloatArray, errors: FloatArray) -> float:
-    task_priors = priors[enc.task] if priors.ndim == 2 else priors  # per task, or one for all
-    per_row = _log_errors(errors, np.log)[enc.worker, enc.label] + np.log(np.maximum(task_priors, _EPS))
+    per_row = _log_errors(errors, np.log)[enc.worker, enc.label] + np.log(np.maximum(priors, _EPS))
     joint = float(np.sum(proba[enc.task] * per_row))
     floored = np.maximum(proba, _EPS)
     return joint - float(np.sum(floored * np.log(floored)))
@@ -180,16 +173,40 @@ def align_model_proba(enc: Encoded, model_proba: pd.DataFrame) -> FloatArray:
     return aligned
 
 
-def model_assisted_proba(enc: Encoded, model_proba: pd.DataFrame) -> FloatArray:
-    """Dawid-Skene with the model as one more annotator whose answer is a probability per label.
+def model_assisted_proba(
+    enc: Encoded, model_proba: pd.DataFrame, n_iter: int = 50, tol: float = 1e-6
+) -> FloatArray:
+    """Posterior labels with the model as one more annotator whose answer is a probability per label.
 
-    The model's out-of-fold probabilities are each task's prior, and EM weighs every human by the
-    confusion matrix it estimates for them, so an accurate annotator outvotes the model and an
-    unreliable one is outvoted by it (CROWDLAB, Goh et al. 2022, weighs both by estimated accuracy
-    too). It helps most where overlap is thin: with one label per task Dawid-Skene alone can only
-    repeat it, while the model can tell which annotators err and on which tasks.
+    EM over one accuracy per annotator (errors spread evenly over the other labels), with the model's
+    calibrated out-of-fold probabilities as each task's prior: a task's posterior is that prior times
+    each of its answers' likelihood, and each annotator's accuracy is the posterior mass on their
+    answers, shrunk towards ``ACCURACY_PRIOR`` by ``ACCURACY_PRIOR_WEIGHT`` pseudo-answers (most
+    annotators answer few tasks). So an accurate annotator outvotes the model and an unreliable one is
+    outvoted by it, both weighed by estimated accuracy as in CROWDLAB (Goh et al., 2022). It helps where
+    overlap is thin: with one label per task Dawid-Skene can only repeat it. One accuracy, not a
+    confusion matrix: with few answers per annotator a full matrix overfits (bench/bench_consensus_model.py).
     """
-    return dawid_skene_proba(enc, item_prior=align_model_proba(enc, model_proba))
+    k = enc.n_labels
+    log_prior = np.log(align_model_proba(enc, model_proba))
+    rows = np.arange(len(enc.task))
+    answered = np.bincount(enc.worker, minlength=enc.n_workers).astype(float)
+    proba: FloatArray = _vote_shares(enc) * np.exp(log_prior)
+    proba /= proba.sum(axis=1, keepdims=True)
+    for _ in range(n_iter):
+        hits = np.bincount(enc.worker, weights=proba[enc.task, enc.label], minlength=enc.n_workers)
+        accuracy = (hits + ACCURACY_PRIOR * ACCURACY_PRIOR_WEIGHT) / (answered + ACCURACY_PRIOR_WEIGHT)
+        per_answer = np.repeat(np.log((1.0 - accuracy[enc.worker]) / max(k - 1, 1))[:, None], k, axis=1)
+        per_answer[rows, enc.label] = np.log(accuracy[enc.worker])
+        log_post = log_prior.copy()
+        np.add.at(log_post, enc.task, per_answer)
+        scaled = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        new: FloatArray = scaled / scaled.sum(axis=1, keepdims=True)
+        done = float(np.abs(new - proba).max()) < tol
+        proba = new
+        if done:
+            break
+    return proba
 
 
 # -- crowd-kit methods ------------------------------------------------------------------------------------------
