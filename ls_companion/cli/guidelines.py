@@ -43,4 +43,8 @@ def guidelines_review(
     )
     if out is not None:
         write_bytes_atomic(out, markdown.encode("utf-8"))
-    emit({"project": project, "confusion": found, "markdown": markdown}, as_json, lambda c: c.out(markdown))
+    emit(
+        {"project": project, "confusion": found, "markdown": markdown},
+        as_json,
+        lambda c: c.out(markdown, highlight=False),
+    )

@@ -91,6 +91,12 @@ def _render(payload: dict[str, Any], console: Console) -> None:
     console.print(stats)
     _render_annotators(payload["annotators"], console)
     _render_consensus(payload["consensus"], console)
+    for name, block in payload["confusion"].items():
+        top = ", ".join(
+            f"{p['labels'][0]} vs {p['labels'][1]} ({p['count']} pairs, {p['ratio']:.2f}× chance)"
+            for p in block["pairs"][:3]
+        )
+        console.print(f"most confused labels of {name}: {top or 'none'}", highlight=False)
     for alert in payload["drift"]["alerts"]:
         who = alert["annotator"] or "project"
         console.print(
