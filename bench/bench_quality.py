@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ls_companion.quality import agreement, consensus
-from ls_companion.quality.engine import compute_project_quality
+from ls_companion.quality.engine import compute_project_quality, label_confusion
 from ls_companion.quality.records import CHOICES, COLUMNS, LABELS, RECTANGLES, Box, ControlSpec, Span
 
 TARGET_SECONDS = 5.0
@@ -162,8 +162,12 @@ def bench_choices(n_tasks: int = 100_000) -> None:
     )
     report, t_all = timed(lambda: compute_project_quality(table, {"sentiment": spec}))
     _, t_meta = timed(report.task_meta)
+    _, t_confusion = timed(lambda: label_confusion(report))
     print(
         f"  compute_project_quality end to end (MV + DS, drift): {t_all:6.2f} s; task_meta for all tasks {t_meta:.2f} s"
+    )
+    print(
+        f"  label confusion (matrix, top pairs, examples):  {t_confusion:6.2f} s  ({t_confusion / base:4.1f}× baseline)"
     )
     from crowdkit.aggregation import DawidSkene
 

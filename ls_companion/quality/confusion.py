@@ -36,18 +36,32 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+def _labels(values: pd.Series) -> pd.Series:
+    codes, uniques = pd.factorize(values.astype(object))
+    names = np.array([_label(u) for u in uniques] + [""], dtype=object)  # code -1 (missing): ""
+    return pd.Series(names[codes], index=values.index, dtype=object)
+
+
+def labeled_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The annotation pairs with their answers as label strings (``label_a``, ``label_b``)."""
+    a, b = _labels(pairs["value_a"]), _labels(pairs["value_b"])
+    # One categorical dtype for both: comparing codes instead of strings is what keeps this fast.
+    kind = pd.CategoricalDtype(sorted(set(a.unique()) | set(b.unique())))
+    return pairs.assign(label_a=a.astype(kind), label_b=b.astype(kind))
+
+
 def confusion_counts(pairs: pd.DataFrame, labels: Sequence[str] = ()) -> pd.DataFrame:
-    """Labels × labels symmetric counts of annotator pairs (diagonal: both chose that label).
+    """Labels × labels symmetric counts of annotator pairs (``labeled_pairs``; diagonal: both chose it).
 
     Labels in config order (``labels``) first, then the others by frequency.
     """
-    a = pairs["value_a"].map(_label)
-    b = pairs["value_b"].map(_label)
-    seen = pd.concat([a, b]).value_counts()
+    a, b = pairs["label_a"], pairs["label_b"]
+    seen = pd.concat([a.astype(object), b.astype(object)]).value_counts()
     order = [lbl for lbl in labels if lbl in seen.index] + [lbl for lbl in seen.index if lbl not in labels]
-    counts = pd.crosstab(
-        pd.Categorical(a, categories=order), pd.Categorical(b, categories=order), dropna=False
-    ).to_numpy(dtype=np.int64)
+    where = {label: i for i, label in enumerate(order)}
+    position = np.array([where.get(c, 0) for c in a.cat.categories], dtype=np.int64)
+    counts = np.zeros((len(order), len(order)), dtype=np.int64)
+    np.add.at(counts, (position[a.cat.codes.to_numpy()], position[b.cat.codes.to_numpy()]), 1)
     symmetric = counts + counts.T - np.diag(np.diag(counts))
     return pd.DataFrame(symmetric, index=order, columns=order)
 
@@ -104,20 +118,28 @@ def examples(
     notes: Mapping[Any, Sequence[Mapping[str, str]]] | None = None,
     limit: int = EXAMPLES,
 ) -> list[dict[str, Any]]:
-    """The tasks where two annotators chose ``label_a`` and ``label_b``: lowest agreement first."""
-    a, b = pairs["value_a"].map(_label), pairs["value_b"].map(_label)
+    """The tasks where two annotators (``labeled_pairs``) chose ``label_a`` and ``label_b``: lowest
+    agreement first."""
+    a, b = pairs["label_a"], pairs["label_b"]
     hit = ((a == label_a) & (b == label_b)) | ((a == label_b) & (b == label_a))
-    tasks = pairs.loc[hit, "task_id"].value_counts()
+    counts = pairs.loc[hit, "task_id"].value_counts()
     issues, notes = issues or {}, notes or {}
-    ranked = sorted(
-        tasks.index,
-        key=lambda t: (task_agreement.get(t, 1.0), t not in issues, -int(tasks[t]), str(t)),
+    order = pd.DataFrame(
+        {
+            "agreement": [task_agreement.get(t, 1.0) for t in counts.index],
+            "no_issue": [t not in issues for t in counts.index],
+            "count": -counts.to_numpy(),
+            "key": counts.index.astype(str),
+        },
+        index=counts.index,
     )
+    ranked = list(order.sort_values(["agreement", "no_issue", "count", "key"], kind="stable").index)
     out = []
+    chosen = pairs[pairs["task_id"].isin(ranked[:limit])]
     for task_id in ranked[:limit]:
-        mine = pairs[pairs["task_id"] == task_id]
-        answers = dict(zip(mine["annotator_a"].astype(str), mine["value_a"].map(_label), strict=True))
-        answers.update(zip(mine["annotator_b"].astype(str), mine["value_b"].map(_label), strict=True))
+        mine = chosen[chosen["task_id"] == task_id]
+        answers = dict(zip(mine["annotator_a"].astype(str), mine["label_a"], strict=True))
+        answers.update(zip(mine["annotator_b"].astype(str), mine["label_b"], strict=True))
         out.append(
             {
                 "task_id": task_id,
@@ -145,6 +167,7 @@ def control_confusion(
     model's label-issue finding, where there is one; ``notes``: task id → annotators' notes
     (``annotator``, ``text``).
     """
+    pairs = labeled_pairs(pairs)
     matrix = confusion_counts(pairs, labels)
     found = confused_pairs(matrix)
     agreement = dict(zip(tasks["task_id"], tasks["agreement"].astype(float), strict=True))
