@@ -51,7 +51,8 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLBackendProce
     )
     yield process
     process.stop()
-    assert "Traceback" not in process.log_tail(400), process.log_tail(60)
+    # no request ended in the app's catch-all (a training run's own failure is not the contract's)
+    assert "unexpected error on" not in process.log_tail(400), process.log_tail(60)
 
 
 def test_the_live_backend_keeps_its_openapi_contract(backend: MLBackendProcess, tmp_path: Path) -> None:
