@@ -32,12 +32,18 @@ class ConfigError(InputError):
 
 
 class SpecError(InputError):
-    """A project spec that does not validate; ``path`` names the field (``overlap.maximum_annotations``)."""
+    """A project spec that does not validate; ``path`` names the field (``overlap.maximum_annotations``),
+    ``file`` the spec file."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}" if path else reason)
+    def __init__(self, path: str, reason: str, *, file: str | None = None) -> None:
+        super().__init__(": ".join(part for part in (file, path, reason) if part))
         self.path = path
         self.reason = reason
+        self.file = file
+
+    def in_file(self, file: object) -> SpecError:
+        """The same error, its message starting with the spec file it was found in."""
+        return self if self.file else SpecError(self.path, self.reason, file=str(file))
 
 
 class LabelStudioError(CompanionError):

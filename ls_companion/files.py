@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ls_companion.errors import InputError
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -64,6 +66,36 @@ def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     write_lines_atomic(path, [json.dumps(payload, indent=1, sort_keys=True, default=str)])
+
+
+def utf8_error(path: Path, data: bytes, exc: UnicodeDecodeError, first_line: int = 1) -> InputError:
+    """A one-line error naming the line and the byte that is not UTF-8 (``data`` holds that line on)."""
+    line = first_line + data.count(b"\n", 0, exc.start)
+    return InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8")
+
+
+def read_text(path: Path) -> str:
+    """The text of a file the user named (UTF-8, a leading BOM dropped); bad bytes name their line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise utf8_error(path, data, exc) from None
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON from a user's file; ``where`` (``path`` or ``path:line``) starts the one-line error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except RecursionError:  # the stdlib parser recurses once per nesting level
+        raise InputError(f"{where}: JSON nested too deeply to read") from None
 
 
 def read_json(path: Path) -> Any:

@@ -12,13 +12,16 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ls_companion.errors import InputError
+from ls_companion.files import parse_json, utf8_error
 
 Row = dict[str, Any]
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 DEFAULT_CHUNK_ROWS = 50_000
+#: The longest CSV field read (characters); a longer one is an error naming its line.
+MAX_FIELD_CHARS = 10_000_000
 
 
 def content_id(data: Mapping[str, Any]) -> str:
@@ -37,41 +40,66 @@ def source_id(row: Mapping[str, Any], id_column: str | None) -> str:
     return str(value)
 
 
-def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[list[Row]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise InputError(f"{path}: the CSV file has no header row")
-        chunk: list[Row] = []
-        for line, row in enumerate(reader, start=2):
-            if None in row:
-                raise InputError(f"{path}:{line}: more fields than the header has")
-            chunk.append(dict(row))
-            if len(chunk) >= chunk_rows:
-                yield chunk
-                chunk = []
-        if chunk:
+def _lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
+    """The file's lines, numbered from 1, decoded one by one so that a bad byte names its line."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise utf8_error(path, raw, exc, number) from None
+        if "\x00" in line:  # Label Studio's PostgreSQL refuses it in task data, mid-import
+            raise InputError(f"{path}:{number}: a NUL byte (\\x00); remove it from the file")
+        yield number, line
+
+
+def _chunked(rows: Iterator[Row], chunk_rows: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= chunk_rows:
             yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
-def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[list[Row]]:
-    with path.open(encoding="utf-8") as handle:
-        chunk: list[Row] = []
-        for line_no, line in enumerate(handle, start=1):
+def _csv_rows(path: Path) -> Iterator[Row]:
+    csv.field_size_limit(MAX_FIELD_CHARS)  # process-wide; the stdlib's default is 128 KiB
+    with path.open("rb") as handle:
+        reader = csv.reader((line for _, line in _lines(path, handle)), strict=True)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"{path}: the CSV file has no header row")
+            if len(set(header)) < len(header):
+                repeated = next(name for name in header if header.count(name) > 1)
+                raise InputError(f"{path}:1: the header repeats the column {repeated!r}")
+            for fields in reader:
+                if not fields:
+                    continue  # a blank line
+                if len(fields) != len(header):
+                    raise InputError(
+                        f"{path}:{reader.line_num}: {len(fields)} fields where the header has {len(header)}"
+                    )
+                yield dict(zip(header, fields, strict=True))
+        except csv.Error as exc:
+            reason = f"a field longer than {MAX_FIELD_CHARS:,} characters" if "limit" in str(exc) else exc
+            raise InputError(f"{path}:{reader.line_num}: {reason}") from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    with path.open("rb") as handle:
+        for number, line in _lines(path, handle):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            row = parse_json(line, f"{path}:{number}")
             if not isinstance(row, dict):
-                raise InputError(f"{path}:{line_no}: each line must be a JSON object")
-            chunk.append(row)
-            if len(chunk) >= chunk_rows:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+                raise InputError(f"{path}:{number}: each line must be a JSON object")
+            yield row
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _parquet_chunks(path: Path, chunk_rows: int, columns: Sequence[str] | None) -> Iterator[list[Row]]:
@@ -80,9 +108,19 @@ def _parquet_chunks(path: Path, chunk_rows: int, columns: Sequence[str] | None) 
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(columns) if columns else None):
-        yield batch.to_pylist()
+        raise InputError(f"{path}: not a readable Parquet file ({_one_line(exc)})") from None
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=list(columns) if columns else None)
+    done = 0
+    while True:
+        try:  # a corrupt page or string shows only when it is read
+            batch = next(batches, None)
+            rows = batch.to_pylist() if batch is not None else None
+        except Exception as exc:
+            raise InputError(f"{path}: row {done + 1} on: not readable ({_one_line(exc)})") from None
+        if rows is None:
+            return
+        done += len(rows)
+        yield rows
 
 
 def read_chunks(
@@ -93,9 +131,9 @@ def read_chunks(
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        chunks = _csv_chunks(path, chunk_rows)
+        chunks = _chunked(_csv_rows(path), chunk_rows)
     elif suffix in (".jsonl", ".ndjson"):
-        chunks = _jsonl_chunks(path, chunk_rows)
+        chunks = _chunked(_jsonl_rows(path), chunk_rows)
     elif suffix == ".parquet":
         chunks = _parquet_chunks(path, chunk_rows, columns)
     else:

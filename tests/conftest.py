@@ -15,6 +15,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess, LocalServerError, Postgres, start_label_studio
@@ -22,6 +23,17 @@ from ls_companion.settings import Settings
 from tests.harness.redis_server import RedisProcess, start_redis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The fuzz suites (tests/unit/test_fuzz_*.py): "ci" (the default, run by `make test`) is small and
+# derandomized, so every run tries the same examples; bench/bench_fuzz.py passes --hypothesis-profile=long.
+_FUZZ = {
+    "deadline": None,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("ci", max_examples=25, derandomize=True, **_FUZZ)  # type: ignore[arg-type]
+settings.register_profile("long", max_examples=300, **_FUZZ)  # type: ignore[arg-type]
+settings.load_profile("ci")
 
 
 def _origin_checkout() -> Path | None:

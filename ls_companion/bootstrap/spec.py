@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from ls_companion import META_NAMESPACE
 from ls_companion.errors import InputError, SpecError
+from ls_companion.files import read_text
 from ls_companion.gate import GateSpec
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows, source_id
@@ -140,13 +141,21 @@ def _find_file(name: str, folders: list[Path], field_path: str, suffix: str) -> 
     raise SpecError(field_path, f"no file {name!r} in {where}")
 
 
+def _read_named(path: Path, field_path: str) -> str:
+    """The text of a file the spec names; a bad file is an error of that spec field."""
+    try:
+        return read_text(path)
+    except InputError as exc:
+        raise SpecError(field_path, str(exc)) from None
+
+
 def resolve_label_config(value: str, spec_dir: Path, configs_dir: Path) -> tuple[str, Path | None]:
     """The config XML (inline, or a file in the spec's folder, then ``label_configs/``) and its file."""
     if value.lstrip().startswith("<"):
         xml, path = value.strip(), None
     else:
         path = _find_file(value, [spec_dir, configs_dir], "label_config", ".xml")
-        xml = path.read_text(encoding="utf-8").strip()
+        xml = _read_named(path, "label_config").strip()
     try:
         interface = LabelInterface(xml)
         interface.validate()  # type: ignore[no-untyped-call]
@@ -176,9 +185,9 @@ def render_guidelines(value: str | None, spec_dir: Path, config_path: Path | Non
         template = config_path.with_name(config_path.stem + ".guidelines.md")
         if not template.is_file():
             return ""
-        text = template.read_text(encoding="utf-8")
+        text = _read_named(template, "guidelines")
     elif value.strip().endswith(".md") and "\n" not in value.strip():
-        text = _find_file(value.strip(), [spec_dir], "guidelines", ".md").read_text(encoding="utf-8")
+        text = _read_named(_find_file(value.strip(), [spec_dir], "guidelines", ".md"), "guidelines")
     else:
         text = value
     return markdown.markdown(text, extensions=["tables", "fenced_code", "sane_lists"])
@@ -284,15 +293,25 @@ def read_spec(path: Path) -> ProjectSpec:
     """Read and validate a spec file (relative paths in it stay unresolved)."""
     if not path.is_file():
         raise InputError(f"{path}: no such spec file")
+    text = read_text(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError("spec", f"{path} is not valid YAML{where}") from None
-    return parse_spec(raw)
+        raise SpecError("", f"not valid YAML{where}", file=str(path)) from None
+    except RecursionError:  # the YAML composer recurses once per nesting level
+        raise SpecError("", "YAML nested too deeply to read", file=str(path)) from None
+    try:
+        return parse_spec(raw)
+    except SpecError as exc:
+        raise exc.in_file(path) from None
 
 
 def load_spec(path: Path, settings: Settings) -> ResolvedSpec:
-    """Read, validate and resolve a spec file."""
-    return resolve_spec(read_spec(path), path.resolve().parent, settings)
+    """Read, validate and resolve a spec file; every error names the spec file first."""
+    spec = read_spec(path)
+    try:
+        return resolve_spec(spec, path.resolve().parent, settings)
+    except SpecError as exc:
+        raise exc.in_file(path) from None

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from ls_companion import __version__
 from ls_companion.client import LabelStudioClient
@@ -118,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args=list(argv) if argv is not None else None, prog_name="ls-companion", standalone_mode=False
         )
     except CompanionError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        one_line = " ".join(str(exc).split())  # a library's multi-line reason stays on our one line
+        err_console.print(Text.assemble(("error:", "red"), " ", one_line), highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)

@@ -139,7 +139,7 @@ def select_command(
     request.validate()
     model = http_scorer(cli.settings, cli.client, project, scorer, control=control)
     try:
-        with Progress(console=err_console, transient=True) as progress:
+        with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
             report = run_select(
                 cli.client, model, request, data_dir=cli.settings.data_dir, progress=_Bars(progress)
             )

@@ -80,7 +80,7 @@ def simulate_command(
     )
     config.validate()
     data = load_dataset(dataset, text_column=text_column, label_column=label_column)
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         bar = progress.add_task("simulating", total=len(config.strategies) * seeds)
         result = simulate(data, config, on_run=lambda _name, _done: progress.advance(bar))
     if plot is not None:

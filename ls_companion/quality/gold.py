@@ -8,7 +8,6 @@ and ground-truth annotations in Label Studio. Gold answers are never written to 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from ls_companion.quality.records import (
 )
 from ls_companion.quality.similarity import similarity
 from ls_companion.selection.gold import GoldStore, gold_store_path
+from ls_companion.sources import read_rows
 
 __all__ = ["gold_store_path"]  # re-exported: the quality engine names the store where it reads it
 
@@ -54,35 +54,14 @@ def read_gold_store(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_RAW_COLUMNS)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: each line must be a JSON object")
-            rows.append(row)
-    return rows
-
-
 def read_gold_file(path: Path) -> pd.DataFrame:
     """A gold file as raw rows ``task_id, item, control, answer`` (missing parts as None)."""
     if not path.is_file():
         raise InputError(f"{path}: gold file not found")
-    if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        records = frame.to_dict(orient="records")
-    elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        records = _read_jsonl(path)
-    else:
+    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise InputError(f"{path}: gold files are .csv (item,label) or .jsonl")
     rows = []
-    for number, record in enumerate(records, start=1):
+    for number, record in enumerate(read_rows(path), start=1):
         answer = record.get("answer", record.get("label"))
         key = record.get("task_id"), record.get("item", record.get("source_id"))
         if answer is None or (key[0] in (None, "") and key[1] in (None, "")):

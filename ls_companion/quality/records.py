@@ -11,7 +11,6 @@ which are gold, not crowd answers.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,12 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 from label_studio_sdk.label_interface.interface import LabelInterface
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ls_companion.errors import InputError
+from ls_companion.files import parse_json, read_text
 from ls_companion.records import JSON, Annotation, Task
+from ls_companion.sources import read_rows
 
 COLUMNS = [
     "task_id",
@@ -320,13 +322,18 @@ def predictions_to_table(tasks: Iterable[Task], controls: Mapping[str, ControlSp
     return frame
 
 
-def crowd_to_table(labels: pd.DataFrame, control: str = "label") -> pd.DataFrame:
+def crowd_to_table(labels: pd.DataFrame, control: str = "label", where: str = "crowd labels") -> pd.DataFrame:
     """Crowd labels ``item, worker, label`` (strings) as the tidy table of one single-choice control."""
     missing = {"item", "worker", "label"} - set(labels.columns)
     if missing:
         raise InputError(
-            f"crowd labels need the columns item, worker, label (missing: {', '.join(sorted(missing))})"
+            f"{where}: crowd labels need the columns item, worker, label (missing: {', '.join(sorted(missing))})"
         )
+    repeated = labels.duplicated(["item", "worker"])
+    if repeated.any():
+        row = int(repeated.to_numpy().argmax())
+        item, worker = labels["item"].iloc[row], labels["worker"].iloc[row]
+        raise InputError(f"{where}: row {row + 1} labels item {item!r} by worker {worker!r} a second time")
     n = len(labels)
     table = pd.DataFrame(
         {
@@ -349,21 +356,73 @@ def crowd_to_table(labels: pd.DataFrame, control: str = "label") -> pd.DataFrame
 
 def read_crowd_csv(path: Path) -> pd.DataFrame:
     """A crowd CSV ``item,worker,label`` (ids read as strings) as the tidy table."""
-    try:
-        labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the CSV file ({exc})") from None
-    return crowd_to_table(labels)
+    rows = list(read_rows(path))
+    if not rows:
+        raise InputError(f"{path}: the CSV file holds no labels")
+    return crowd_to_table(pd.DataFrame(rows, dtype=object), where=str(path))
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ExportValue(_Open):
+    """What the engine reads of a result's ``value`` (``value_of``); other keys pass unchecked."""
+
+    choices: list[str | int | float] | None = None
+    labels: list[str | int | float] | None = None
+    start: int | None = None
+    end: int | None = None
+    text: str | list[str] | None = None
+    x: float | None = None
+    y: float | None = None
+    width: float | None = None
+    height: float | None = None
+    rotation: float | None = None
+    points: list[tuple[float, float]] | None = None
+    rating: float | None = None
+    number: float | None = None
+    taxonomy: list[list[str | int | float]] | None = None
+
+
+class _ExportResult(_Open):
+    from_name: str | None = None
+    type: str | None = None
+    value: _ExportValue = Field(default_factory=_ExportValue)
+    original_width: float | None = None
+    original_height: float | None = None
+
+
+class _ExportAnnotation(_Open):
+    id: int
+    completed_by: int | dict[str, Any] | None = None
+    result: list[_ExportResult] | None = None
+    lead_time: float | None = None
+    created_at: str | None = None
+
+
+class _ExportTask(_Open):
+    id: int
+    data: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+    annotations: list[_ExportAnnotation] | None = None
+    predictions: list[_Open] | None = None
+
+
+_EXPORT = TypeAdapter(list[_ExportTask])
 
 
 def read_export(path: Path) -> list[Task]:
-    """The tasks of a Label Studio JSON export (``exportType=JSON``)."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(raw, list) or any(not isinstance(t, dict) or "id" not in t for t in raw):
+    """The tasks of a Label Studio JSON export (``exportType=JSON``); a malformed one names its place."""
+    raw = parse_json(read_text(path), str(path))
+    if not isinstance(raw, list):
         raise InputError(f"{path}: a Label Studio JSON export is a list of tasks with an id")
+    try:
+        _EXPORT.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        place = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise InputError(f"{path}: task{place}: {first['msg']}") from None
     return [Task.from_api(task) for task in raw]
 
 

@@ -137,36 +137,37 @@ def test_cli_reports_no_changes_on_the_second_run(ls_settings: Settings, tmp_pat
     [
         (
             {"title": "bad overlap", "label_config": "ner", "overlap": {"maximum_annotations": 0}},
-            "error: overlap.maximum_annotations: Input should be greater than or equal to 1",
+            "overlap.maximum_annotations: Input should be greater than or equal to 1",
         ),
         (
             {"title": "bad config", "label_config": "no_such_config"},
-            "error: label_config: no file 'no_such_config'",
+            "label_config: no file 'no_such_config'",
         ),
-        ({"label_config": "ner"}, "error: title: Field required"),
+        ({"label_config": "ner"}, "title: Field required"),
         (
             {"title": "typo", "label_config": "ner", "overlapp": 3},
-            "error: overlapp: Extra inputs are not permitted",
+            "overlapp: Extra inputs are not permitted",
         ),
         (
             {
                 "title": "bad xml",
                 "label_config": "<View><Text name='t' value='$text'/><Choices name='c' toName='x'/></View>",
             },
-            "error: label_config: not a valid labeling config",
+            "label_config: not a valid labeling config",
         ),
         (
             {"title": "bad pilot", "label_config": "ner", "pilot": {"file": "missing.csv"}},
-            "error: pilot.file: no file",
+            "pilot.file: no file",
         ),
     ],
 )
-def test_bad_specs_fail_with_the_field_path_and_exit_code_2(
+def test_bad_specs_fail_with_the_file_the_field_path_and_exit_code_2(
     spec: dict[str, object], message: str, ls_settings: Settings, tmp_path: Path
 ) -> None:
-    result = run_cli(["bootstrap", str(write_spec(tmp_path, spec))], ls_settings)
+    path = write_spec(tmp_path, spec)
+    result = run_cli(["bootstrap", str(path)], ls_settings)
     assert result.returncode == 2
-    assert result.stderr.startswith(message)
+    assert result.stderr.startswith(f"error: {path}: {message}")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 

@@ -222,3 +222,45 @@ def test_sigkill_in_the_middle_of_an_import_then_rerun_gives_exactly_the_batch(
     )
     assert again.returncode == 0 and json.loads(again.stdout)["nothing_to_do"]
     assert ls_client.count_tasks(project.id) == 2000
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        (lambda text: text + "\x00", "a NUL byte"),
+        (lambda text: f'"{text}', "unexpected end of data"),
+    ],
+)
+def test_a_malformed_pool_imports_nothing_and_the_fixed_file_imports_the_batch(
+    ls_client: LabelStudioClient,
+    ls_settings: Settings,
+    tmp_path: Path,
+    broken: Any,
+    reason: str,
+) -> None:
+    project = new_project(ls_client, "malformed pool")
+    rows = [[t] for t in TEXTS[:300]]
+    pool = _csv(tmp_path / "pool.csv", ["text"], rows)
+    good = pool.read_text(encoding="utf-8")
+    lines = good.splitlines(keepends=True)
+    lines[-1] = broken(lines[-1].rstrip("\r\n")) + "\n"  # the last row: every chunk before it reads fine
+    pool.write_text("".join(lines), encoding="utf-8")
+    command = [
+        sys.executable, "-m", "ls_companion", "select", str(pool), "--project", str(project.id),
+        "--strategy", "random", "--batch", "120", "--chunk-size", "40", "--scorer", "none", "--json",
+    ]  # fmt: skip
+    env = _env(ls_settings, tmp_path / "data")
+
+    failed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 2, failed.stderr
+    assert failed.stderr.startswith(f"error: {pool}:{len(lines)}: {reason}")
+    assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
+    assert ls_client.count_tasks(project.id) == 0  # nothing half imported
+
+    pool.write_text(good, encoding="utf-8")
+    fixed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(fixed.stdout)["imported"] == 120 == ls_client.count_tasks(project.id)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["imported"] == 0
+    assert ls_client.count_tasks(project.id) == 120

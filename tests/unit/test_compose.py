@@ -409,7 +409,7 @@ def test_the_checker_reads_specs_as_the_service_would(deployment: Deployment, tm
         "title: One\nlabel_config: sentiment\noverlap: {maximum_annotations: 0}\n", encoding="utf-8"
     )
     assert deployment.spec_problems("scheduler", spec) == [
-        "overlap.maximum_annotations: Input should be greater than or equal to 1"
+        f"{spec}: overlap.maximum_annotations: Input should be greater than or equal to 1"
     ]
     spec.write_text("title: Two\nlabel_config: nope\npilot: {file: gone.csv}\n", encoding="utf-8")
     problems = deployment.spec_problems("scheduler", spec)
