@@ -99,13 +99,18 @@ def updated_since_query(since: datetime | str) -> JSON:
     }
 
 
+def _not_json(exc: ApiError) -> bool:
+    """A success status whose body did not parse (cut short, or a proxy's HTML page): the SDK's and ours."""
+    return exc.status_code is not None and exc.status_code < 400
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return True
     return (
         isinstance(exc, ApiError)
         and exc.status_code is not None
-        and (exc.status_code == 429 or exc.status_code >= 500)
+        and (exc.status_code == 429 or exc.status_code >= 500 or _not_json(exc))
     )
 
 
@@ -201,6 +206,12 @@ class LabelStudioClient:
             return LabelStudioUnavailable(
                 f"{what}: Label Studio answered HTTP {status}", detail=detail or None
             )
+        if _not_json(exc):
+            kind = (exc.headers or {}).get("content-type", "no content type")
+            return LabelStudioUnavailable(
+                f"{what}: Label Studio answered HTTP {status} with a body that is not JSON ({kind})",
+                detail=detail or None,
+            )
         return LabelStudioAPIError(
             f"{what}: Label Studio answered HTTP {status}", status=status, detail=detail
         )
@@ -224,7 +235,12 @@ class LabelStudioClient:
             raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=payload)
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # as the SDK does for its own calls: the status, with the body as text
+            raise ApiError(
+                status_code=response.status_code, headers=dict(response.headers), body=response.text
+            ) from None
 
     def _get(
         self,

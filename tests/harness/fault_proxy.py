@@ -4,6 +4,10 @@ On a seeded share of requests (``fault_rate``) it answers 502 without forwarding
 before forwarding, or forwards and then resets (Label Studio did the work, the client never hears of
 it: the case that makes non-idempotent retries dangerous). With ``fault_rate=0`` it is a counting
 proxy: ``forwarded["PATCH"]`` is how many PATCH requests reached Label Studio.
+
+``inject`` scripts Label Studio misbehaving on chosen requests: a slow answer (``slow_seconds``), a
+200 whose JSON is cut in half, a 200 HTML error page (a misconfigured reverse proxy), or a revoked
+token (the request goes on with a wrong token, so the real Label Studio answers 401).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import random
 import socket
 import struct
 import threading
+import time
 from collections import Counter
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -20,6 +26,10 @@ from typing import Any
 import httpx
 
 FAULTS = ("502", "reset_before", "reset_after")
+SCRIPTED = ("slow", "truncated", "html200", "revoked")
+HTML_ERROR_PAGE = (
+    b"<html><head><title>Service Unavailable</title></head><body><h1>Please wait</h1></body></html>"
+)
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
@@ -37,6 +47,9 @@ class FaultProxy:
         self._server.daemon_threads = True
         self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self.slow_seconds = 10.0
+        self._script: list[list[Any]] = []  # [fault, "METHOD /path" prefix, matches to let through, times]
+        self.revoked = False  # set by the first "revoked" fault: from then on every request is refused
 
     @property
     def url(self) -> str:
@@ -66,9 +79,35 @@ class FaultProxy:
             self.forwarded.clear()
             self.faults.clear()
 
-    def _decide(self, method: str) -> str | None:
+    def inject(self, fault: str, match: str = "", *, after: int = 0, times: int = 1) -> None:
+        """Give ``fault`` to ``times`` requests matching ``match`` ("GET /api/tasks"), after ``after`` of them."""
+        assert fault in SCRIPTED, fault
+        with self._lock:
+            self._script.append([fault, match, after, times])
+
+    def _scripted(self, request: str) -> str | None:
+        for entry in self._script:
+            fault, match, after, times = entry
+            if request.startswith(match):
+                if after:
+                    entry[2] = after - 1
+                    return None
+                entry[3] = times - 1
+                if entry[3] == 0:
+                    self._script.remove(entry)
+                return str(fault)
+        return None
+
+    def _decide(self, method: str, path: str = "") -> str | None:
         with self._lock:
             self.requests[method] += 1
+            scripted = self._scripted(f"{method} {path}")
+            if scripted == "revoked":
+                self.revoked = True
+            if scripted is not None or self.revoked:
+                fault = scripted or "revoked"
+                self.faults[fault] += 1
+                return fault
             if self._rng.random() >= self.fault_rate:
                 return None
             fault = self._rng.choice(FAULTS)
@@ -98,34 +137,41 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                fault = proxy._decide(self.command)
+                fault = proxy._decide(self.command, self.path)
                 if fault == "502":
                     payload = b'{"detail": "bad gateway (fault proxy)"}'
-                    self.send_response(502)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.send_header("Connection", "close")
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    self.close_connection = True
+                    self._answer(502, {"Content-Type": "application/json"}, payload)
                     return
                 if fault == "reset_before":
                     self._reset()
                     return
+                if fault == "html200":
+                    self._answer(200, {"Content-Type": "text/html"}, HTML_ERROR_PAGE)
+                    return
+                if fault == "slow":
+                    time.sleep(proxy.slow_seconds)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 headers["Accept-Encoding"] = "identity"
+                if fault == "revoked":
+                    headers["Authorization"] = "Token revoked-by-the-fault-proxy"
                 response = proxy._forward(self.command, self.path, headers, body)
                 if fault == "reset_after":
                     self._reset()
                     return
-                self.send_response_only(response.status_code)  # LS's own Date and Server headers follow
-                for key, value in response.headers.items():
+                content = response.content
+                if fault == "truncated":
+                    content = content[: len(content) // 2]
+                self._answer(response.status_code, response.headers, content)
+
+            def _answer(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+                self.send_response_only(status)  # LS's own Date and Server headers follow
+                for key, value in headers.items():
                     if key.lower() not in _HOP_BY_HOP:
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(response.content)))
+                self.send_header("Content-Length", str(len(content)))
                 self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(response.content)
+                self.wfile.write(content)
                 self.close_connection = True
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
