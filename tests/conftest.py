@@ -32,7 +32,11 @@ _FUZZ = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 settings.register_profile("ci", max_examples=25, derandomize=True, **_FUZZ)  # type: ignore[arg-type]
-settings.register_profile("long", max_examples=300, **_FUZZ)  # type: ignore[arg-type]
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("LSC_FUZZ_EXAMPLES", "1000")),
+    **_FUZZ,  # type: ignore[arg-type]
+)
 settings.load_profile("ci")
 
 
