@@ -278,3 +278,57 @@ def test_low_agreement_tasks_go_to_one_more_annotator(
     counts = after.table[~after.table["was_cancelled"]].groupby("task_id")["annotator"].nunique()
     assert {t: int(counts[t]) for t in low} == dict.fromkeys(low, 4)
     assert all(is_labeled(label_studio, t) for t in low)
+
+
+#: What each invited user answers on the task with text m<i>: agreement 1, 1/3, 1, 1/3, 1/3, 1/3.
+STREAM_PLAN = {
+    "u1": ["spam", "spam", "ham", "ham", "spam", "ham"],
+    "u2": ["spam", "ham", "ham", "ham", "spam", "spam"],
+    "u3": ["spam", "spam", "ham", "spam", "ham", "ham"],
+}
+
+
+def test_invited_users_take_every_task_once_from_the_stream_with_overlap_set_through_the_api(
+    ls_client: LabelStudioClient, label_studio: LabelStudioProcess
+) -> None:
+    """Overlap in CE: the UI hides maximum_annotations, but the label stream honours it when set via the API."""
+    project = ls_client.create_project(title="quality stream overlap", label_config=CHOICES_CONFIG)
+    assert ls_client.update_project(project.id, maximum_annotations=3).maximum_annotations == 3
+    tasks = ls_client.import_tasks(project.id, [{"data": {"text": f"m{i}"}} for i in range(6)])
+    invite = httpx.get(
+        f"{label_studio.url}/api/invite", headers={"Authorization": f"Token {label_studio.token}"}
+    ).json()["token"]
+    clients = {name: signup(label_studio, invite, name) for name in STREAM_PLAN}
+    served: dict[str, list[int]] = {name: [] for name in STREAM_PLAN}
+    try:
+        for _ in tasks:  # the three work side by side, one task each in turn
+            for name, client in clients.items():
+                task = client.next_task(project.id)
+                assert task is not None, f"{name} got no task after {served[name]}"
+                served[name].append(task.id)
+                client.create_annotation(task.id, choice(STREAM_PLAN[name][int(task.data["text"][1:])]))
+        assert [client.next_task(project.id) for client in clients.values()] == [None, None, None]
+    finally:
+        for client in clients.values():
+            client.close()
+    assert {name: sorted(ids) for name, ids in served.items()} == {
+        name: sorted(tasks) for name in STREAM_PLAN
+    }
+
+    data = adapter.fetch_project(ls_client, project.id)
+    report = compute_project_quality(data.table, data.controls)
+    per_task = report.tasks.set_index("task_id")
+    assert [round(per_task.loc[t, "agreement"], 4) for t in tasks] == [
+        1.0,
+        0.3333,
+        1.0,
+        0.3333,
+        0.3333,
+        0.3333,
+    ]
+    assert list(per_task.loc[tasks, "n_annotators"]) == [3] * 6
+    summary = report.to_dict()["agreement"]
+    counts = [[row.count("spam"), row.count("ham")] for row in zip(*STREAM_PLAN.values(), strict=True)]
+    assert summary["percent_agreement"] == pytest.approx(5 / 9, abs=1e-4)
+    assert summary["fleiss_kappa"] == pytest.approx(fleiss_kappa(counts), abs=1e-4)
+    assert report.annotators["annotator"].nunique() == 3
