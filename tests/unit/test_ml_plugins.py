@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from label_studio_sdk.label_interface.interface import LabelInterface
+from numpy.typing import NDArray
 
 from ml_backend import registry
 from ml_backend.labelconfig import parse_label_config
@@ -113,3 +114,37 @@ def test_image_classifier_learns_digits_and_follows_sklearn_conventions() -> Non
     assert accuracy >= 0.9
     multi = ImageClassifier("multi").fit(images[:30], [("round",) if n == "0" else () for n in names[:30]])
     assert multi.classes_ == ("round",) and multi.predict_proba(images[:1]).shape == (1, 1)
+
+
+def test_a_user_onnx_embedding_replaces_hog_and_survives_pickling(tmp_path: Path) -> None:
+    import pickle
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    # The smallest embedding model: the mean of each (normalised) colour channel.
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["vector"]),
+        ],
+        "channel-means",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("vector", TensorProto.FLOAT, [1, 3])],
+    )
+    path = tmp_path / "embed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    rng = np.random.default_rng(0)
+
+    def tinted(channel: int) -> NDArray[np.uint8]:
+        image = rng.integers(0, 120, size=(20, 24, 3)).astype(np.uint8)
+        image[..., channel] += 120
+        return image
+
+    images = [tinted(k % 2 * 2) for k in range(24)]  # red, blue, red, ...
+    names = ["red" if k % 2 == 0 else "blue" for k in range(24)]
+    model = ImageClassifier("single", embedding_model=path).fit(images[:16], names[:16])
+    assert model.features_.transform(images[:2]).shape == (2, 3)
+    restored = pickle.loads(pickle.dumps(model))  # the ONNX session is rebuilt from the path
+    proba = restored.predict_proba(images[16:])
+    assert [restored.classes_[j] for j in proba.argmax(axis=1)] == names[16:]
