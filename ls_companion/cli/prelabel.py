@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import typer
 from rich.console import Console
 
 from ls_companion.cli.app import app, cli_context, emit, progress_bar
-from ls_companion.prelabel import ChunkSizer, PrelabelResult, run_prelabel
+from ls_companion.errors import InputError
+from ls_companion.prelabel import VIAS, ChunkSizer, PrelabelResult, Via, run_prelabel
 
 
 def _human(result: PrelabelResult) -> Callable[[Console], None]:
@@ -33,12 +35,27 @@ def prelabel_command(
     chunk: int = typer.Option(
         ChunkSizer.first, "--chunk", min=1, help="Tasks in the first request; later ones are sized by time."
     ),
+    via: str = typer.Option(
+        "import",
+        "--via",
+        help="import: the backend's /predict, then a bulk import of its answers; "
+        "action: Label Studio's retrieve_tasks_predictions (slower).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Pre-label the project's tasks through its ML backend, in chunks; rerun after a crash to finish."""
+    if via not in VIAS:
+        raise InputError(f"--via: {via!r} is not one of {', '.join(VIAS)}")
     cli = cli_context(ctx)
     sizer = ChunkSizer(first=chunk, smallest=min(chunk, ChunkSizer.smallest))
     total = cli.client.count_tasks(project)
     with progress_bar("pre-labelling", total, enabled=not as_json) as advance:
-        result = run_prelabel(cli.client, cli.settings.data_dir, project, sizer=sizer, on_progress=advance)
+        result = run_prelabel(
+            cli.settings,
+            cli.client,
+            project,
+            via=cast(Via, via),
+            sizer=sizer,
+            on_progress=advance,
+        )
     emit(result.to_json(), as_json, _human(result))

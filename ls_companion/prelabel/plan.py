@@ -41,7 +41,7 @@ class ChunkSizer:
 class TaskVerdicts:
     """One page of tasks sorted out: which need a prediction, which predictions are extra copies."""
 
-    missing: list[int] = field(default_factory=list)
+    missing: list[Task] = field(default_factory=list)
     done: int = 0
     extra_predictions: list[int] = field(default_factory=list)
 
@@ -51,7 +51,7 @@ def sort_tasks(tasks: Iterable[Task], model_version: str) -> TaskVerdicts:
     for task in tasks:
         ids = sorted(p.id for p in task.predictions if p.model_version == model_version and p.id is not None)
         if not ids:
-            verdicts.missing.append(task.id)
+            verdicts.missing.append(task)
         else:
             verdicts.done += 1
             verdicts.extra_predictions.extend(ids[1:])

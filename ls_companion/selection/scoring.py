@@ -1,6 +1,7 @@
 """Scoring pool items with "the current model": the ``Scorer`` protocol and its two implementations.
 
-``HttpScorer`` calls the ML backend's ``POST /score`` (contract in docs/active-learning.md);
+``HttpScorer`` calls the ML backend's ``POST /score`` (contract in docs/active-learning.md), and its
+``POST /predict`` for ``prelabel``;
 ``SklearnScorer`` trains on labeled texts in process (``select`` without a backend, tests): the model
 the backend would serve, selected by cross-validation and calibrated (``ls_companion.modelselect``), or,
 given the simulator's shared pool vectorizer, a fixed TF-IDF + logistic regression. A scorer answers ``None`` when there is no trained model: the caller cold-starts.
@@ -227,6 +228,23 @@ class HttpScorer:
         }
         if self.control is not None:  # which control to score, when the config has several
             payload["control"] = self.control
+        body = self._send("/score", payload)
+        return None if body is None else parse_score_response(body, [str(it["id"]) for it in items])
+
+    def predict(self, tasks: Sequence[Item], label_config: str) -> list[Any] | None:
+        """The backend's ``POST /predict`` (Label Studio's protocol): one prediction per task, in order
+        (an empty one where the model has none); None when it has no trained model."""
+        payload = {
+            "project": str(self.project),
+            "label_config": label_config,
+            "tasks": [{"id": t["id"], "data": t.get("data", {})} for t in tasks],
+        }
+        body = self._send("/predict", payload)
+        results = body.get("results") if isinstance(body, Mapping) else None
+        return list(results) if isinstance(results, list) else None
+
+    def _send(self, path: str, payload: Mapping[str, Any]) -> Any:
+        """POST with retries on connection errors and 5xx; the JSON answer, None for "not trained"."""
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(
@@ -234,12 +252,12 @@ class HttpScorer:
             ),
             retry=retry_if_exception(_is_transient),
             before_sleep=lambda s: log.warning(
-                "ML backend /score: attempt %d failed, retrying", s.attempt_number
+                "ML backend %s: attempt %d failed, retrying", path, s.attempt_number
             ),
             reraise=True,
         )
         try:
-            response = retrying(self._post, payload)
+            response = retrying(self._post, path, payload)
         except _Transient as exc:
             raise BackendUnavailable(
                 f"ML backend at {self.url} answered HTTP {exc.status}", detail=exc.text
@@ -257,13 +275,13 @@ class HttpScorer:
             )
         if response.status_code >= 400:
             raise BackendUnavailable(
-                f"ML backend at {self.url} answered HTTP {response.status_code} to /score",
+                f"ML backend at {self.url} answered HTTP {response.status_code} to {path}",
                 detail=response.text[:300],
             )
-        return parse_score_response(response.json(), [str(it["id"]) for it in items])
+        return response.json()
 
-    def _post(self, payload: Mapping[str, Any]) -> httpx.Response:
-        response = self._http.post(f"{self.url}/score", json=payload)
+    def _post(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:
+        response = self._http.post(f"{self.url}{path}", json=payload)
         if response.status_code >= 500:
             raise _Transient(response.status_code, response.text[:300])
         return response

@@ -1,8 +1,9 @@
 """``ls-companion prelabel`` against the real Label Studio and the real ML backend (``ml-backend serve``).
 
 A project of 40 annotated and 560 new sms_spam texts, the backend trained on it and connected: the
-command is SIGKILLed once about a third of the tasks have their prediction, then run again; every task
-then has exactly one prediction of the backend's model version, and a third run asks for nothing.
+command (``--via action``) is SIGKILLed once about a third of the tasks have their prediction, then run
+again (``--via import``, the default); every task then has exactly one prediction of the backend's
+model version, and a third run asks for nothing.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def test_prelabel_killed_halfway_and_rerun_leaves_one_prediction_per_task(
         command = [sys.executable, "-m", "ls_companion", "prelabel", "--project", str(project.id), "--json"]
         total = len(labeled) + NEW_TASKS
 
-        first = subprocess.Popen([*command, "--chunk", "20"], env=env, stdout=subprocess.DEVNULL)
+        # Label Studio's action, in small chunks, is slow enough to be killed halfway.
+        first = subprocess.Popen(
+            [*command, "--via", "action", "--chunk", "20"], env=env, stdout=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 300
         while sum(_versions(ls_client, project.id, version).values()) < total // 3:
             assert first.poll() is None, "prelabel ended before it could be killed"

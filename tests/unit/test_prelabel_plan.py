@@ -18,7 +18,7 @@ def test_sort_tasks_finds_missing_tasks_and_keeps_the_oldest_of_several_predicti
     verdicts = sort_tasks(
         [_task(1), _task(2, "old"), _task(3, "v2"), _task(4, "v2", "old", "v2", "v2")], "v2"
     )
-    assert verdicts.missing == [1, 2]
+    assert [t.id for t in verdicts.missing] == [1, 2]
     assert verdicts.done == 2
     assert verdicts.extra_predictions == [42, 43]
 
