@@ -224,8 +224,9 @@ def start_label_studio(
 
     ``label-studio init`` migrates the database and creates the admin user, then gunicorn serves
     ``core.wsgi:application`` with ``workers`` x ``threads`` (measured on 2 cores: PATCH 56 ms vs
-    95 ms under ``label-studio start``). A request running longer than ``request_timeout`` seconds
-    is killed, like the 120 s ``harakiri`` of Label Studio's image. ``postgres``: an existing
+    95 ms under ``label-studio start``). ``request_timeout`` is gunicorn's worker timeout: it restarts
+    a worker that stops answering, but with threads a long request runs on (unlike the 120 s
+    ``harakiri`` of Label Studio's image; clients give up on their side). ``postgres``: an existing
     database to use instead of SQLite in ``data_dir``. ``timeout`` bounds the init and the wait for
     ``/health`` each (migrating a new database takes a minute or more on a busy 2-core machine).
     """

@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from ls_companion.client import LabelStudioClient
+from ls_companion.prelabel import run_prelabel
 from ls_companion.sync import runtime
 from ls_companion.sync.engine import SyncContext, run_sync
 from ls_companion.sync.locks import LOCK_TTL, SyncBusy, local_lock, redis_lock
@@ -107,5 +108,15 @@ def topup_project(project_id: int, topup: dict[str, Any]) -> dict[str, Any]:
     def work(lock_held: Callable[[], bool]) -> dict[str, Any]:
         with _client() as client:
             return run_topup(runtime.settings(), client, project_id, options)
+
+    return _exclusive(SELECT, project_id, work)
+
+
+def prelabel_project(project_id: int) -> dict[str, Any]:
+    """``prelabel``: a prediction of the backend's current version on every task lacking one (resumable)."""
+
+    def work(lock_held: Callable[[], bool]) -> dict[str, Any]:
+        with _client() as client:
+            return run_prelabel(runtime.settings(), client, project_id).to_json()
 
     return _exclusive(SELECT, project_id, work)

@@ -60,6 +60,9 @@ class SyncOptions(_Frozen):
         None, description="Gold answers file; default DATA_DIR/projects/<id>/gold.jsonl."
     )
     patch_workers: int = Field(4, ge=1, le=32, description="Concurrent PATCH requests.")
+    prelabel: bool = Field(
+        False, description="The scheduler also runs `prelabel` every interval (tasks lacking a prediction)."
+    )
     job_timeout: int = Field(3600, ge=10, description="Seconds before rq stops a sync job.")
     job_retries: int = Field(3, ge=0, le=20, description="rq retries of a failed or abandoned job.")
     retry_backoff: tuple[int, ...] = Field(

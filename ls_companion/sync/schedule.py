@@ -2,7 +2,8 @@
 
 Each entry enqueues ``kick_sync`` every ``interval`` seconds; the kick enqueues the real sync with
 its timeout and retries (rq's cron jobs take no retry policy). A kick not picked up within one
-interval expires, so a stopped worker does not find a pile of them when it comes back.
+interval expires, so a stopped worker does not find a pile of them when it comes back. With the
+``prelabel`` option, ``prelabel_project`` runs on the ``select`` queue at the same interval.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ls_companion.sync.options import SyncOptions, options_payload
-from ls_companion.sync.queues import KICK_TIMEOUT, SYNC
+from ls_companion.sync.queues import KICK_TIMEOUT, SELECT, SYNC
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def entry_name(project_id: int) -> str:
 def build_scheduler(connection: Any, entries: Sequence[ScheduleEntry], *, logging_level: str = "INFO") -> Any:
     from rq.cron import CronScheduler
 
-    from ls_companion.sync.jobs import kick_sync
+    from ls_companion.sync.jobs import kick_sync, prelabel_project
 
     scheduler = CronScheduler(connection=connection, logging_level=logging_level)
     for entry in entries:
@@ -45,6 +46,16 @@ def build_scheduler(connection: Any, entries: Sequence[ScheduleEntry], *, loggin
             ttl=entry.options.interval,
             name=entry_name(entry.project_id),
         )
+        if entry.options.prelabel:
+            scheduler.register(
+                prelabel_project,
+                SELECT,
+                kwargs={"project_id": entry.project_id},
+                interval=entry.options.interval,
+                job_timeout=entry.options.job_timeout,
+                ttl=entry.options.interval,
+                name=f"ls-companion prelabel project {entry.project_id}",
+            )
     return scheduler
 
 

@@ -40,3 +40,22 @@ def test_state_waits_only_for_a_recent_request_of_the_same_version() -> None:
     assert not state.must_wait("v2", now=1131.0, grace=130.0)
     assert not state.must_wait("v3", now=1050.0, grace=130.0)
     assert not PrelabelState.from_json(None).must_wait("v2", now=0.0)
+
+
+def test_the_scheduler_runs_prelabel_on_the_select_queue_only_when_asked() -> None:
+    import redis
+
+    from ls_companion.sync.options import SyncOptions
+    from ls_companion.sync.schedule import ScheduleEntry, build_scheduler
+
+    entries = [
+        ScheduleEntry(7, SyncOptions(prelabel=True, interval=60), "a.yaml"),
+        ScheduleEntry(8, SyncOptions(), "b.yaml"),
+    ]
+    scheduler = build_scheduler(redis.Redis(port=1), entries)  # registering connects to nothing
+    jobs = {(j.func.__name__, j.queue_name, j.interval, j.kwargs["project_id"]) for j in scheduler.get_jobs()}
+    assert jobs == {
+        ("kick_sync", "sync", 60, 7),
+        ("prelabel_project", "select", 60, 7),
+        ("kick_sync", "sync", 300, 8),
+    }
