@@ -48,7 +48,7 @@ CONFIG = """<View><Text name="text" value="$text"/>
 </View>"""
 WRITERS = (1, 2, 4, 8)
 ONE_REQUEST_LIMIT = 120.0  # uWSGI's harakiri in Label Studio's image
-WRITER_SAMPLE = 300
+WRITER_SAMPLE = 200
 SERIAL_SAMPLE = 40
 
 
@@ -86,6 +86,8 @@ def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> 
     model_dir.mkdir(parents=True, exist_ok=True)
     env = backend_env(model_dir, label_studio_url=server.url, api_key=server.token, port=0)
     env.pop("PORT")
+    # No pre-labels pushed by the training itself (prelabel is measured), and a short model selection.
+    env.update(PREDICT_AFTER_TRAINING="0", SELECTION_BUDGET_SECONDS="5")
     subprocess.run(
         [sys.executable, "-m", "ml_backend.cli", "train", str(project_id)],
         env=env,
@@ -94,7 +96,9 @@ def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> 
         capture_output=True,
         timeout=1800,
     )
-    return start_ml_backend(model_dir, label_studio_url=server.url, api_key=server.token)
+    return start_ml_backend(
+        model_dir, label_studio_url=server.url, api_key=server.token, env={"PREDICT_AFTER_TRAINING": "0"}
+    )
 
 
 def serial_prediction_rate(client: LabelStudioClient, project_id: int, ids: list[int], version: str) -> float:

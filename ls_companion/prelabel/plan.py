@@ -8,7 +8,7 @@ ends well inside Label Studio's timeout whatever the project's size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,3 +82,23 @@ class PrelabelState:
     def must_wait(self, model_version: str, now: float, grace: float = INFLIGHT_GRACE) -> bool:
         """Whether a crashed run's request for this version may still be creating predictions."""
         return bool(self.inflight) and self.model_version == model_version and now < self.started + grace
+
+
+def prediction_rows(
+    task_ids: Sequence[int], answers: Sequence[Any], model_version: str
+) -> list[dict[str, Any]]:
+    """The bulk-import rows for ``/predict``'s positional answers: per task a prediction, a list of
+    them, or nothing (both shapes Label Studio accepts); predictions with an empty result are dropped."""
+    rows = []
+    for task_id, answer in zip(task_ids, answers, strict=False):
+        for one in answer if isinstance(answer, list) else [answer]:
+            if isinstance(one, Mapping) and one.get("result"):
+                rows.append(
+                    {
+                        "task": task_id,
+                        "result": one["result"],
+                        "score": one.get("score"),
+                        "model_version": one.get("model_version") or model_version,
+                    }
+                )
+    return rows

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, Literal
 from ls_companion.client import DEFAULT_PAGE_SIZE, LabelStudioClient
 from ls_companion.errors import InputError
 from ls_companion.files import read_json, write_json_atomic
-from ls_companion.prelabel.plan import INFLIGHT_GRACE, ChunkSizer, PrelabelState, sort_tasks
+from ls_companion.prelabel.plan import INFLIGHT_GRACE, ChunkSizer, PrelabelState, prediction_rows, sort_tasks
 from ls_companion.records import Task
 from ls_companion.selection.resolve import http_scorer
 from ls_companion.selection.scoring import HttpScorer
@@ -67,16 +67,7 @@ def import_sender(
 ) -> Send:
     def send(tasks: list[Task]) -> None:
         answers = backend.predict([{"id": t.id, "data": t.data} for t in tasks], label_config) or []
-        rows = [
-            {
-                "task": task.id,
-                "result": answer["result"],
-                "score": answer.get("score"),
-                "model_version": answer.get("model_version") or model_version,
-            }
-            for task, answer in zip(tasks, answers, strict=False)
-            if isinstance(answer, Mapping) and answer.get("result")
-        ]
+        rows = prediction_rows([t.id for t in tasks], answers, model_version)
         if rows:
             client.import_predictions(project_id, rows, chunk_size=len(rows))
 

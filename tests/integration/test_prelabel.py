@@ -57,6 +57,7 @@ def test_prelabel_killed_halfway_and_rerun_leaves_one_prediction_per_task(
     model_dir.mkdir()
     train_env = backend_env(model_dir, label_studio_url=label_studio.url, api_key=label_studio.token, port=0)
     train_env.pop("PORT")
+    train_env["PREDICT_AFTER_TRAINING"] = "0"  # else training itself pre-labels the unlabeled tasks
     trained = subprocess.run(
         [sys.executable, "-m", "ml_backend.cli", "train", str(project.id)],
         env=train_env,

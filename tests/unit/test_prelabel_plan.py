@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ls_companion.prelabel.plan import ChunkSizer, PrelabelState, sort_tasks
+from ls_companion.prelabel.plan import ChunkSizer, PrelabelState, prediction_rows, sort_tasks
 from ls_companion.records import Prediction, Task
 
 
@@ -59,3 +59,14 @@ def test_the_scheduler_runs_prelabel_on_the_select_queue_only_when_asked() -> No
         ("prelabel_project", "select", 60, 7),
         ("kick_sync", "sync", 300, 8),
     }
+
+
+def test_prediction_rows_take_both_answer_shapes_and_skip_empty_predictions() -> None:
+    hit = {"result": [{"value": {"choices": ["spam"]}}], "score": 0.9, "model_version": "v3"}
+    answers = [[hit], hit, [], {"result": []}, [{"result": hit["result"]}]]
+    rows = prediction_rows([1, 2, 3, 4, 5], answers, "v2")
+    assert [(r["task"], r["score"], r["model_version"]) for r in rows] == [
+        (1, 0.9, "v3"),
+        (2, 0.9, "v3"),
+        (5, None, "v2"),
+    ]
