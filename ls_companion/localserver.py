@@ -218,7 +218,7 @@ def start_label_studio(
     workers: int = 2,
     threads: int = 4,
     request_timeout: int = 120,
-    timeout: float = 300.0,
+    timeout: float = 600.0,
 ) -> LabelStudioProcess:
     """Start Label Studio on 127.0.0.1 with its data in ``data_dir`` and wait for ``/health``.
 
