@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 _VERSION_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 LATEST = "LATEST"
+OOF_SUFFIX = ".oof.json"
 
 
 def is_version(name: str) -> bool:
@@ -104,8 +105,20 @@ class ModelStore:
             now = max(now, version_time(existing[0]) + timedelta(microseconds=1))
         return now.strftime(_VERSION_FORMAT)
 
-    def publish(self, project_id: int, bundle: ModelBundle, metadata: dict[str, Any]) -> dict[str, Any]:
-        """Write a new version and make it the latest; the caller holds ``lock(project_id)``."""
+    def publish(
+        self,
+        project_id: int,
+        bundle: ModelBundle,
+        metadata: dict[str, Any],
+        *,
+        oof: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Write a new version and make it the latest; the caller holds ``lock(project_id)``.
+
+        ``oof``: per control, the out-of-fold probabilities of the training tasks (``training.out_of_fold``),
+        written beside the version (``<version>.oof.json``, read by ``out_of_fold``), not into its metadata,
+        which every ``/versions`` answer carries.
+        """
         version = self.next_version(project_id)
         blob = pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL)
         info = {
@@ -122,6 +135,10 @@ class ModelStore:
         write_bytes_atomic(
             self._file(project_id, version, ".json"), json.dumps(info, indent=2).encode(), sync_folder=False
         )
+        if oof:
+            write_bytes_atomic(
+                self._file(project_id, version, OOF_SUFFIX), json.dumps(oof).encode(), sync_folder=False
+            )
         write_bytes_atomic(folder / LATEST, version.encode(), sync_folder=False)
         fsync_dir(folder)
         self._prune(project_id, version)
@@ -132,7 +149,7 @@ class ModelStore:
         for version in self.version_names(project_id)[self.keep_versions :]:
             if version == current:
                 continue
-            for suffix in (".model", ".json"):
+            for suffix in (".model", ".json", OOF_SUFFIX):
                 with contextlib.suppress(FileNotFoundError):
                     self._file(project_id, version, suffix).unlink()
 
@@ -168,6 +185,18 @@ class ModelStore:
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"cannot read metadata of version {version}: {type(exc).__name__}") from None
         return info
+
+    def out_of_fold(self, project_id: int, version: str) -> dict[str, Any]:
+        """Per control, the version's stored out-of-fold probabilities (empty when it has none)."""
+        try:
+            found: dict[str, Any] = json.loads(self._file(project_id, version, OOF_SUFFIX).read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(
+                f"cannot read out-of-fold probabilities of {version}: {type(exc).__name__}"
+            ) from None
+        return found
 
     def latest_version(self, project_id: int) -> str | None:
         try:

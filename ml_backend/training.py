@@ -25,6 +25,7 @@ from importlib import metadata as importlib_metadata
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ml_backend.dataset import Consensus, Example, examples, is_labeled, majority_consensus
@@ -56,10 +57,15 @@ _LIBRARIES = (
 )
 
 
+#: Decimals of the stored out-of-fold probabilities (the version's metadata is JSON).
+OOF_DECIMALS = 4
+
+
 @dataclass(frozen=True, slots=True)
 class FittedControl:
     trained: TrainedControl
     report: dict[str, Any]
+    oof: dict[str, Any] | None = None  # out_of_fold(): stored beside the version, not in its metadata
 
 
 def fit_control(
@@ -95,7 +101,24 @@ def fit_control(
         "holdout": holdout,
         **plugin.report(spec, model),
     }
-    return FittedControl(TrainedControl(spec, model), report)
+    return FittedControl(TrainedControl(spec, model), report, out_of_fold(model, items))
+
+
+def out_of_fold(model: Any, items: Sequence[Example]) -> dict[str, Any] | None:
+    """The model selection's calibrated out-of-fold probabilities of ``items`` (None without CV).
+
+    Kept with the version (``task_ids``, ``proba`` rows in the ``classes`` order), so that the quality
+    engine finds likely label errors and runs model-assisted consensus without training again.
+    """
+    selection = getattr(model, "selection_", None)
+    proba = getattr(selection, "oof_proba", None)
+    if proba is None or len(proba) != len(items):
+        return None
+    return {
+        "task_ids": [e.task_id for e in items],
+        "classes": list(selection.classes),  # type: ignore[union-attr]
+        "proba": np.round(proba, OOF_DECIMALS).tolist(),
+    }
 
 
 Pair = tuple[Example, Any]
@@ -216,7 +239,7 @@ class Trainer:
                 raise TrainingError(f"the project's config has no control this backend serves ({reasons})")
             tasks = list(client.list_tasks(project_id, data=True, annotations=True))
             backends = client.list_ml_backends(project_id)
-            bundle, reports, skipped = self._fit_all(config, tasks, media)
+            bundle, reports, skipped, oof = self._fit_all(config, tasks, media)
             before = set(self.store.version_names(project_id))
             info = self.store.publish(
                 project_id,
@@ -234,6 +257,7 @@ class Trainer:
                         "seconds": round(time.time() - started, 3),
                     },
                 },
+                oof=oof,
             )
             loaded = LoadedModel(project_id, info["version"], bundle, info)
             removed = sorted(before - set(self.store.version_names(project_id)))
@@ -245,9 +269,10 @@ class Trainer:
 
     def _fit_all(
         self, config: ParsedConfig, tasks: Sequence[Task], media: MediaFetcher
-    ) -> tuple[ModelBundle, dict[str, Any], dict[str, str]]:
+    ) -> tuple[ModelBundle, dict[str, Any], dict[str, str], dict[str, Any]]:
         trained: dict[str, TrainedControl] = {}
         reports: dict[str, Any] = {}
+        oof: dict[str, Any] = {}
         skipped: dict[str, str] = {}
         for spec in config.controls:
             if not plugin_named(spec.plugin).trainable:
@@ -270,9 +295,11 @@ class Trainer:
                 continue
             trained[spec.name] = fitted.trained
             reports[spec.name] = fitted.report
+            if fitted.oof is not None:
+                oof[spec.name] = fitted.oof
         if not trained:
             raise TrainingError("; ".join(skipped.values()) or "nothing to train")
-        return ModelBundle(trained), reports, skipped
+        return ModelBundle(trained), reports, skipped, oof
 
     def _sync_label_studio(
         self,

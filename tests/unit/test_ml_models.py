@@ -312,9 +312,15 @@ def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
     chosen = next(c for c in model["candidates"] if c["name"] == model["chosen"])
     assert chosen["macro_f1"] == 1.0 and chosen["log_loss"] < 0.7
     assert model["calibration"]["method"] in {"none", "temperature", "platt", "isotonic"}
+    oof = fitted.oof  # the selection's out-of-fold probabilities, per training task, for the quality engine
+    assert oof is not None and oof["task_ids"] == list(range(40)) and oof["classes"] == ["ham", "spam"]
+    proba = np.array(oof["proba"])
+    assert proba.shape == (40, 2) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-3)
+    assert (proba.argmax(axis=1) == [k % 2 for k in range(40)]).all()
     small = fit_control(SINGLE, items[:6])
     assert small.report["holdout"] is None  # fewer than 20 examples: all of them train the model
     assert small.report["model"]["chosen"] == names[0] and small.report["model"]["candidates"] == []
+    assert small.oof is None  # too few labels to cross-validate
     with pytest.raises(TrainingError, match="4 needed"):
         fit_control(SINGLE, items[:3])
     with pytest.raises(TrainingError, match="two classes"):

@@ -25,9 +25,13 @@ def bundle(flip: bool = False) -> ModelBundle:
     return ModelBundle({"label": TrainedControl(SPEC, model)})
 
 
+#: Out-of-fold probabilities as the training job stores them (``training.out_of_fold``).
+OOF = {"label": {"task_ids": [4, 9], "classes": ["ham", "spam"], "proba": [[0.9, 0.1], [0.2, 0.8]]}}
+
+
 def publish(store: ModelStore, project: int = 1, flip: bool = False) -> str:
     with store.lock(project):
-        version: str = store.publish(project, bundle(flip), {"note": "test"})["version"]
+        version: str = store.publish(project, bundle(flip), {"note": "test"}, oof=OOF)["version"]
     return version
 
 
@@ -40,6 +44,12 @@ def test_versions_sort_by_time_and_old_ones_are_pruned(tmp_path: Path) -> None:
     info = store.metadata(1, versions[-1])
     assert info["note"] == "test" and info["project_id"] == 1 and len(info["sha256"]) == 64
     assert not [p for p in (tmp_path / "1").iterdir() if p.name.endswith(".tmp")]
+    # the out-of-fold probabilities live beside each version (not in its metadata) and are pruned with it
+    assert store.out_of_fold(1, versions[-1]) == OOF and "oof" not in info
+    assert sorted(p.name for p in (tmp_path / "1").glob("*.oof.json")) == [
+        f"{v}.oof.json" for v in versions[2:]
+    ]
+    assert store.out_of_fold(1, versions[0]) == {}
 
 
 def test_a_new_publication_is_served_by_the_next_request(tmp_path: Path) -> None:
