@@ -8,7 +8,7 @@ The texts' out-of-fold probabilities come from the same model selection the ML b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from ls_companion.cli.app import app, cli_context, emit, err_console
 from ls_companion.errors import InputError
+
+if TYPE_CHECKING:
+    from ls_companion.client import LabelStudioClient
 
 
 def _file_items(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str], list[int]]:
@@ -39,14 +42,13 @@ def _file_items(path: Path, text_column: str, label_column: str) -> tuple[list[s
     return texts, labels, rows
 
 
-def _project_items(
-    ctx: typer.Context, project_id: int, text_column: str
+def project_items(
+    client: LabelStudioClient, project_id: int, text_column: str
 ) -> tuple[list[str], list[str], list[int]]:
     """Per annotated task: its text (data key ``text_column``) and the consensus of its first choice control."""
     from ls_companion.quality import consensus
     from ls_companion.quality.records import controls_from_config, crowd, tasks_to_table
 
-    client = cli_context(ctx).client
     controls = controls_from_config(client.get_project(project_id).label_config)
     categorical = [spec for spec in controls.values() if spec.categorical]
     if not categorical:
@@ -75,6 +77,29 @@ def _render(payload: dict[str, Any], key: str, console: Console) -> None:
     console.print(table)
 
 
+def find_issues(
+    texts: list[str], labels: list[str], keys: list[int], key: str, source: str | int
+) -> dict[str, Any]:
+    """The label-issues payload of labelled texts (``keys[i]`` names item i under ``key``)."""
+    import numpy as np
+
+    from ls_companion.modelselect import select_model
+    from ls_companion.quality.label_issues import find_label_issues, issues_payload
+    from ls_companion.textclassifier import text_candidates
+
+    where = source if isinstance(source, str) else f"project {source}"
+    with err_console.status(f"cross-validating text models on {len(texts)} labelled items…"):
+        try:
+            selection = select_model(text_candidates("single"), texts, labels)
+        except ValueError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    if selection.oof_proba is None:
+        raise InputError(f"{where}: too few labels to cross-validate")
+    codes = np.array([selection.classes.index(label) for label in labels], dtype=np.int64)
+    found = find_label_issues(codes, selection.oof_proba)
+    return {"source": source, "model": selection.name, **issues_payload(found, selection.classes, keys, key)}
+
+
 @app.command("label-issues")
 def label_issues(
     ctx: typer.Context,
@@ -85,32 +110,13 @@ def label_issues(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Likely label errors: items whose label the model's out-of-fold probabilities contradict."""
-    import numpy as np
-
-    from ls_companion.modelselect import select_model
-    from ls_companion.quality.label_issues import find_label_issues, issues_payload
-    from ls_companion.textclassifier import text_candidates
-
     if (file is None) == (project is None):
         raise InputError("give either FILE or --project ID")
     with err_console.status("reading labels…"):
         if file is not None:
             texts, labels, keys = _file_items(file, text_column, label_column)
         else:
-            texts, labels, keys = _project_items(ctx, int(project or 0), text_column)
+            texts, labels, keys = project_items(cli_context(ctx).client, int(project or 0), text_column)
     key = "row" if file is not None else "task_id"
-    with err_console.status(f"cross-validating text models on {len(texts)} labelled items…"):
-        try:
-            selection = select_model(text_candidates("single"), texts, labels)
-        except ValueError as exc:
-            raise InputError(f"{file or f'project {project}'}: {exc}") from None
-    if selection.oof_proba is None:
-        raise InputError(f"{file or f'project {project}'}: too few labels to cross-validate")
-    codes = np.array([selection.classes.index(label) for label in labels], dtype=np.int64)
-    found = find_label_issues(codes, selection.oof_proba)
-    payload = {
-        "source": str(file) if file else project,
-        "model": selection.name,
-        **issues_payload(found, selection.classes, keys, key),
-    }
+    payload = find_issues(texts, labels, keys, key, str(file) if file else int(project or 0))
     emit(payload, as_json, lambda console: _render(payload, key, console))

@@ -27,8 +27,11 @@ def _example(example: Mapping[str, Any], url: str, names: Mapping[str, str], tex
     parts = [f"[task {example['task_id']}]({url}data?task={example['task_id']})"]
     parts.append(f"agreement {agreement:.2f}" if agreement is not None else "agreement –")
     parts.append(f"answers: {answers}")
-    if example.get("label_issue") is not None:
-        parts.append(f"model: label issue ({example['label_issue']})")
+    issue = example.get("label_issue")
+    if isinstance(issue, Mapping) and "score" in issue:
+        parts.append(f"model: likely mislabelled ({issue['score']:.2f}), suggests {issue.get('suggested')}")
+    elif issue is not None:
+        parts.append(f"model: label issue ({issue})")
     lines = ["- " + " · ".join(parts)]
     lines += [f"  > {text}"] if text else []
     lines += [

@@ -31,6 +31,7 @@ SENTIMENT = """<View>
   </Choices>
 </View>"""
 LABELS = ("positive", "negative", "neutral")
+WORDS = ("a great and lovely thing", "an awful and broken thing", "a thing in a box")  # one per label
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_digest_names_the_planted_confusion_and_the_guideline_change_helps(
     assert first.guidelines_version == "v1"
     project = first.project_id
     x, y = make_users(ls_client, 2)
-    before = ls_client.import_tasks(project, [{"data": {"text": f"before {i}"}} for i in range(30)])
+    before = ls_client.import_tasks(project, [{"data": {"text": f"{WORDS[i % 3]} {i}"}} for i in range(30)])
     planted = {task for i, task in enumerate(before) if i % 3 == 2}  # the 10 neutral tasks
     _annotate(ls_client, before, (x.id, y.id), planted)
 
@@ -155,7 +156,7 @@ def test_digest_names_the_planted_confusion_and_the_guideline_change_helps(
     second = bootstrap(ls_client, load_spec(spec, ls_settings), data_dir=ls_settings.data_dir)
     assert second.guidelines_version == "v2" and [c.what for c in second.changes] == ["expert_instruction"]
     assert not bootstrap(ls_client, load_spec(spec, ls_settings), data_dir=ls_settings.data_dir).changed
-    after = ls_client.import_tasks(project, [{"data": {"text": f"after {i}"}} for i in range(30)])
+    after = ls_client.import_tasks(project, [{"data": {"text": f"{WORDS[i % 3]} {i}"}} for i in range(30)])
     _annotate(ls_client, after, (x.id, y.id), set())
 
     out = tmp_path / "report"
