@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ml_backend.errors import InvalidRequest, NotTrained
-from ml_backend.labelconfig import ParsedConfig
+from ml_backend.labelconfig import ControlSpec, ParsedConfig
 from ml_backend.media import MediaFetcher, read_inputs
 from ml_backend.models.bundle import TrainedControl
 from ml_backend.registry import plugin_named, pretrained_model
@@ -34,15 +34,21 @@ def _round(values: FloatArray) -> list[float]:
     return rounded
 
 
+def serves(loaded: LoadedModel | None, spec: ControlSpec) -> bool:
+    """Whether ``spec`` gets predictions: a trained model that still fits it, or a pretrained plugin."""
+    trained = loaded is not None and loaded.bundle.serving(spec) is not None
+    return trained or not plugin_named(spec.plugin).trainable
+
+
 def serving_controls(loaded: LoadedModel | None, config: ParsedConfig) -> list[TrainedControl]:
-    """The models that answer for ``config``: the trained ones that still fit it, and pretrained ones."""
+    """The models that answer for ``config``: the trained ones that still fit it, and pretrained ones
+    (loaded on first use: /setup, which LS gives 3 s, asks ``serves`` instead)."""
     controls: list[TrainedControl] = []
     for spec in config.controls:
+        if not serves(loaded, spec):
+            continue
         trained = loaded.bundle.serving(spec) if loaded is not None else None
-        if trained is None and not plugin_named(spec.plugin).trainable:
-            trained = TrainedControl(spec, pretrained_model(spec))
-        if trained is not None:
-            controls.append(trained)
+        controls.append(trained or TrainedControl(spec, pretrained_model(spec)))
     return controls
 
 
@@ -52,10 +58,11 @@ def minimum_score(loaded: LoadedModel | None, default: float) -> float:
     return default if project_minimum is None else float(project_minimum)
 
 
-def serving_version(loaded: LoadedModel | None, controls: Sequence[TrainedControl]) -> str:
+def serving_version(loaded: LoadedModel | None, serving: bool) -> str:
+    """The version /setup reports and predictions carry (``serving``: some control is served)."""
     if loaded is not None:
         return loaded.version
-    return PRETRAINED if controls else UNTRAINED
+    return PRETRAINED if serving else UNTRAINED
 
 
 def predict_tasks(

@@ -21,6 +21,7 @@ from ml_backend.predictor import (
     ScoreResult,
     minimum_score,
     predict_tasks,
+    serves,
     serving_controls,
     serving_version,
 )
@@ -95,11 +96,12 @@ class BackendService:
             self._credentials[request.project_id] = Credentials(request.hostname, request.access_token)
         config = parse_label_config(request.label_config)
         loaded = self.store.current(request.project_id)
-        serving = serving_controls(loaded, config)
-        ready = {trained.spec.name for trained in serving}
+        ready = [serves(loaded, spec) for spec in config.controls]
         return {
-            "model_version": serving_version(loaded, serving),
-            "controls": [{**spec.as_dict(), "trained": spec.name in ready} for spec in config.controls],
+            "model_version": serving_version(loaded, any(ready)),
+            "controls": [
+                {**spec.as_dict(), "trained": r} for spec, r in zip(config.controls, ready, strict=True)
+            ],
             "unsupported": [u.as_dict() for u in config.unsupported],
         }
 
@@ -107,7 +109,7 @@ class BackendService:
         config = parse_label_config(request.label_config)
         loaded = self.store.current(request.project_id)
         serving = serving_controls(loaded, config)
-        version = serving_version(loaded, serving)
+        version = serving_version(loaded, bool(serving))
         if not serving:  # one empty list per task: LS stores nothing and logs no error
             return {"results": [[] for _ in request.tasks], "model_version": version}
         minimum = minimum_score(loaded, self.settings.min_score)

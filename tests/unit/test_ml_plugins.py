@@ -148,3 +148,15 @@ def test_a_user_onnx_embedding_replaces_hog_and_survives_pickling(tmp_path: Path
     restored = pickle.loads(pickle.dumps(model))  # the ONNX session is rebuilt from the path
     proba = restored.predict_proba(images[16:])
     assert [restored.classes_[j] for j in proba.argmax(axis=1)] == names[16:]
+
+
+def test_setup_reports_a_pretrained_control_without_loading_its_model(tmp_path: Path) -> None:
+    from tests.unit.test_ml_app import make_client
+
+    client, _ = make_client(tmp_path)
+    setup = client.post("/setup", json={"project": "3.17", "schema": (CONFIGS / "ocr.xml").read_text()})
+    assert setup.json is not None and setup.json["model_version"] == "pretrained"
+    [bbox] = setup.json["controls"]
+    assert (bbox["name"], bbox["plugin"], bbox["trained"]) == ("bbox", "ocr", True)
+    assert setup.json["unsupported"] == []
+    assert "ocr" not in registry._pretrained  # LS gives /setup 3 s: the OCR models load on the first /predict
