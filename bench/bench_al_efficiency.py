@@ -2,7 +2,8 @@
 
 Two datasets from ../shared/datasets: sms_spam (binary, imbalanced: the issue's target is at most
 0.25x random's labels for the best of entropy, margin and hybrid) and a harder, balanced one built
-from WNUT-17 sentences ("does the sentence mention a named entity?", 55/45). Each strategy runs over
+from WNUT-17 sentences ("does the sentence mention a named entity?", 55/45); and a balanced
+three-class sentiment set from the demo corpus generator at a larger size (``balanced_reviews``). Each strategy runs over
 5 seeds (TF-IDF + logistic regression, initial 100, batch 100); the ratio is against random in the
 same run.
 
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 from bench import SHARED_DATASETS as SHARED
+from ls_companion.demo import corpus
 from ls_companion.selection.simulate import Dataset, SimulationConfig, load_dataset, simulate
 from ls_companion.selection.strategies import STRATEGY_NAMES
 
@@ -37,6 +39,14 @@ def wnut_entity_dataset() -> Dataset:
                 labels.append("entity" if any(t != "O" for t in tags) else "none")
                 tokens, tags = [], []
     return Dataset(texts, labels)
+
+
+def balanced_reviews(per_class: int = 1000) -> Dataset:
+    """Sentiment: the demo's review generator at a larger size, at most ``per_class`` reviews a label
+    (its phrase lists give about 640 distinct neutral ones)."""
+    reviews = corpus.generate(size=5000, seed=11)
+    kept = [r for label in corpus.LABELS for r in [r for r in reviews if r.label == label][:per_class]]
+    return Dataset([r.text for r in kept], [r.label for r in kept])
 
 
 def _fmt(value: float | None) -> str:
@@ -93,6 +103,7 @@ def main(argv: list[str]) -> int:
     datasets = [
         ("sms_spam (binary, 13 % spam)", load_dataset(SHARED / "sms_spam" / "sms_spam.csv")),
         ("wnut17 has-entity (binary, balanced, hard)", wnut_entity_dataset()),
+        ("demo reviews (3 classes, sentiment)", balanced_reviews()),
     ]
     for title, dataset in datasets:
         started = time.perf_counter()

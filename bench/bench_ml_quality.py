@@ -41,8 +41,7 @@ from sklearn.svm import LinearSVC
 
 from bench import SHARED_DATASETS as DATASETS
 from bench import WORD_CLUSTERS
-from bench.bench_al_efficiency import wnut_entity_dataset
-from ls_companion.demo import corpus
+from bench.bench_al_efficiency import balanced_reviews, wnut_entity_dataset
 from ls_companion.modelselect import SelectedModel, expected_calibration_error
 from ls_companion.textclassifier import TextClassifier, text_candidates
 from ml_backend.evaluation import span_metrics
@@ -195,11 +194,9 @@ def load_rte() -> tuple[list[str], list[str]]:
     return [f"{r['text']} || {r['hypothesis']}" for r in items], [gold[r["item"]] for r in items]
 
 
-def load_reviews(per_class: int = 1000) -> tuple[list[str], list[str]]:
-    """A balanced sentiment set: the demo's generator at a larger size, ``per_class`` reviews a label."""
-    reviews = corpus.generate(size=5000, seed=11)
-    kept = [r for label in corpus.LABELS for r in [r for r in reviews if r.label == label][:per_class]]
-    return [r.text for r in kept], [r.label for r in kept]
+def load_reviews() -> tuple[list[str], list[str]]:
+    data = balanced_reviews()
+    return list(data.texts), list(data.labels)
 
 
 def load_wnut_entity() -> tuple[list[str], list[str]]:
