@@ -617,6 +617,22 @@ class LabelStudioClient:
         )
         return Webhook.from_api({"id": webhook_id, **updated.model_dump()})
 
+    def list_views(self, project_id: int) -> list[JSON]:
+        """The project's saved Data Manager tabs (``id``, ``data``: title, filters, ordering)."""
+        body = self._get(
+            f"list Data Manager tabs of project {project_id}", "api/dm/views/", {"project": project_id}
+        )
+        return list(body or [])
+
+    def create_view(self, project_id: int, data: JSON) -> JSON:
+        """Save a Data Manager tab (``data``: title, filters, ordering) in the project."""
+        created: JSON = self._call(
+            f"create Data Manager tab in project {project_id}",
+            lambda: self._raw("POST", "api/dm/views/", body={"project": project_id, "data": data}),
+            idempotent=False,
+        )
+        return created
+
     def delete_webhook(self, webhook_id: int) -> None:
         self._call(f"delete webhook {webhook_id}", lambda: self._sdk.webhooks.delete(webhook_id))
 

@@ -165,6 +165,34 @@ def sync_webhook(
     return Change(f"webhook {url}", ", ".join(changed), "updated")
 
 
+#: The saved Data Manager tab listing likely label errors: tasks whose mirrored ``lsc_label_issue`` (the
+#: sync's score that the label is wrong) is above one half, the most likely first.
+LABEL_ERRORS_VIEW = {
+    "title": "Possible label errors",
+    "filters": {
+        "conjunction": "and",
+        "items": [
+            {
+                "filter": "filter:tasks:data.lsc_label_issue",
+                "operator": "greater",
+                "type": "Number",
+                "value": 0.5,
+            }
+        ],
+    },
+    "ordering": ["-tasks:data.lsc_label_issue"],
+}
+
+
+def sync_views(client: LabelStudioClient, project_id: int) -> list[Change]:
+    """Create our saved Data Manager tabs the project lacks (matched by title; a user's edits stay)."""
+    titles = {(view.get("data") or {}).get("title") for view in client.list_views(project_id)}
+    if LABEL_ERRORS_VIEW["title"] in titles:
+        return []
+    client.create_view(project_id, LABEL_ERRORS_VIEW)
+    return [Change(f"Data Manager tab {LABEL_ERRORS_VIEW['title']!r}", "absent", "created")]
+
+
 def bootstrap(
     client: LabelStudioClient,
     spec: ResolvedSpec,
@@ -182,6 +210,7 @@ def bootstrap(
     if data_dir is not None and spec.instruction:
         record_version(project_dir(data_dir, project.id), project.expert_instruction)
     changes += sync_pilot(client, project.id, spec, on_import)
+    changes += sync_views(client, project.id)
     webhooks = list(spec.webhooks)
     if spec.backend is not None:
         changes += sync_backend(client, project.id, spec.backend)

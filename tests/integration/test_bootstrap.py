@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ls_companion.bootstrap import bootstrap, load_spec
-from ls_companion.bootstrap.apply import Change
+from ls_companion.bootstrap.apply import LABEL_ERRORS_VIEW, Change
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess, free_port
 from ls_companion.settings import Settings
@@ -71,7 +71,10 @@ def test_every_label_config_bootstraps_and_a_second_run_is_a_no_op(
     assert project.show_instruction is True
     assert "<h2>Rules</h2>" in project.expert_instruction  # the config's guidelines template, as HTML
     n_samples = len(json.loads((REPO_ROOT / "label_configs" / f"{config}.sample.json").read_text()))
-    assert first.changes == [Change("pilot tasks", 0, n_samples)]
+    assert first.changes == [
+        Change("pilot tasks", 0, n_samples),
+        Change("Data Manager tab 'Possible label errors'", "absent", "created"),
+    ]
     assert project.task_number == n_samples
 
     second = bootstrap(ls_client, load_spec(spec, ls_settings))
@@ -185,3 +188,26 @@ def test_wrong_token_and_unreachable_server_fail_fast_with_one_line(
     assert down.returncode == 3
     assert "cannot reach Label Studio" in down.stderr.splitlines()[-1]
     assert time.monotonic() - started < 20  # both runs, each well under 10 s
+
+
+def test_the_label_errors_tab_lists_likely_errors_most_likely_first(
+    ls_client: LabelStudioClient, ls_settings: Settings, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, {"title": "bootstrap label errors tab", "label_config": "sentiment.xml"})
+    project_id = bootstrap(ls_client, load_spec(spec, ls_settings)).project_id
+    (view,) = [v for v in ls_client.list_views(project_id) if v["data"]["title"] == "Possible label errors"]
+    assert view["data"]["filters"] == LABEL_ERRORS_VIEW["filters"]
+    # the sync mirrors each task's label-issue score into data.lsc_label_issue
+    scores = [0.2, 0.93, None, 0.71, 0.5, 0.99]
+    tasks = ls_client.import_tasks(
+        project_id,
+        [
+            {"data": {"text": f"r{i}", **({"lsc_label_issue": s} if s is not None else {})}}
+            for i, s in enumerate(scores)
+        ],
+    )
+    listed = ls_client._raw(
+        "GET", "api/tasks/", params={"project": project_id, "view": view["id"], "fields": "all"}
+    )
+    assert [t["id"] for t in listed["tasks"]] == [tasks[5], tasks[1], tasks[3]]
+    assert bootstrap(ls_client, load_spec(spec, ls_settings)).changes == []  # the tab is made once
