@@ -16,7 +16,7 @@ Pure functions over numpy arrays: labels are class codes ``0..k-1``, ``proba`` i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,4 +185,35 @@ def issues_payload(
         "n_items": len(found.score),
         "estimated_issues": found.noise.n_issues,
         "noise_rate": {str(c): round(float(r), 4) for c, r in zip(classes, rates, strict=True)},
+    }
+
+
+def task_label_issues(
+    oof: Mapping[str, Any], labels: Mapping[Any, Any], model_version: str | None
+) -> dict[Any, dict[str, Any]]:
+    """Per task, what the sync writes as ``quality.label_issue``: score, suggested label, flagged, version.
+
+    ``oof``: one control's stored out-of-fold probabilities (``task_ids``, ``classes``, ``proba``, as the
+    ML backend's training job keeps them with ``model_version``); ``labels``: each task's current
+    (consensus) label. Tasks without both, or whose label the model does not know, get nothing.
+    """
+    classes = list(oof["classes"])
+    column = {label: i for i, label in enumerate(classes)}
+    kept = [
+        (task, column[labels[task]], row)
+        for row, task in enumerate(oof["task_ids"])
+        if task in labels and labels[task] in column
+    ]
+    if len(kept) < 2:
+        return {}
+    proba = np.asarray(oof["proba"], dtype=float)[[row for _, _, row in kept]]
+    found = find_label_issues(np.array([code for _, code, _ in kept], dtype=np.int64), proba)
+    return {
+        task: {
+            "score": round(float(found.score[i]), 4),
+            "suggested": classes[found.suggested[i]],
+            "flagged": bool(found.flagged[i]),
+            "model_version": model_version,
+        }
+        for i, (task, _, _) in enumerate(kept)
     }

@@ -12,7 +12,12 @@ import pytest
 from ls_companion.cli import main
 from ls_companion.errors import InputError
 from ls_companion.quality import consensus
-from ls_companion.quality.label_issues import class_thresholds, confident_joint, find_label_issues
+from ls_companion.quality.label_issues import (
+    class_thresholds,
+    confident_joint,
+    find_label_issues,
+    task_label_issues,
+)
 from ls_companion.quality.records import CHOICES, ControlSpec
 from tests.conftest import SHARED_DATASETS
 
@@ -121,3 +126,18 @@ def test_label_issues_command_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "at least two classes" in capsys.readouterr().err
     assert main(["label-issues"]) == 2
     assert "either FILE or --project" in capsys.readouterr().err
+
+
+def test_task_label_issues_from_stored_out_of_fold_probabilities() -> None:
+    oof = {
+        "task_ids": [10, 11, 12, 13, 14, 15, 16],
+        "classes": ["a", "b"],
+        "proba": [*PROBA.tolist(), [0.5, 0.5]],
+    }
+    labels = {10: "a", 11: "a", 12: "a", 13: "b", 14: "b", 15: "b", 99: "a"}  # 16 has no label, 99 no row
+    found = task_label_issues(oof, labels, "v1")
+    assert set(found) == {10, 11, 12, 13, 14, 15}
+    assert found[12] == {"score": 0.8, "suggested": "b", "flagged": True, "model_version": "v1"}
+    assert found[15] == {"score": 0.7, "suggested": "a", "flagged": True, "model_version": "v1"}
+    assert found[14] == {"score": 0.3, "suggested": "a", "flagged": False, "model_version": "v1"}
+    assert task_label_issues(oof, {10: "c"}, "v1") == {}  # a label the model does not know
