@@ -28,12 +28,17 @@ UNVERSIONED = "(before the first version)"
 RATES = ("agreement", "gold_accuracy")
 
 
+def _utc_naive(times: pd.Series) -> pd.Series:
+    # UTC as naive datetime64: tz-aware values leave numpy as one Timestamp object each (seconds on 10^5).
+    return pd.to_datetime(times, utc=True).dt.tz_localize(None)
+
+
 def version_at(times: pd.Series, history: Sequence[tuple[str, pd.Timestamp]]) -> pd.Series:
     """The version in force at each time (``UNVERSIONED`` before the first, and for missing times)."""
     if not history:
         return pd.Series(UNVERSIONED, index=times.index, dtype=object)
-    starts = pd.to_datetime(pd.Series([since for _, since in history]), utc=True).to_numpy()
-    stamps = pd.to_datetime(times, utc=True)
+    starts = _utc_naive(pd.Series([since for _, since in history])).to_numpy()
+    stamps = _utc_naive(times)
     positions = np.searchsorted(starts, stamps.to_numpy(), side="right") - 1
     names = np.array([UNVERSIONED] + [v for v, _ in history], dtype=object)
     out = names[positions + 1]
@@ -42,13 +47,18 @@ def version_at(times: pd.Series, history: Sequence[tuple[str, pd.Timestamp]]) ->
 
 
 def _pair_versions(cq: ControlQuality, history: Sequence[tuple[str, pd.Timestamp]]) -> pd.Series:
-    made = cq.rows.drop_duplicates(["task_id", "annotator"], keep="last").set_index(["task_id", "annotator"])
-    made = made["created_at"]
-    a = made.reindex(list(zip(cq.pairs["task_id"], cq.pairs["annotator_a"], strict=True))).to_numpy()
-    b = made.reindex(list(zip(cq.pairs["task_id"], cq.pairs["annotator_b"], strict=True))).to_numpy()
-    later = pd.Series(pd.to_datetime(a, utc=True)).combine(
-        pd.Series(pd.to_datetime(b, utc=True)), lambda x, y: max(x, y) if not pd.isna(x) else y
+    """A pair's version: that of its later answer."""
+    made = cq.rows.drop_duplicates(["task_id", "annotator"], keep="last")
+    made = made[["task_id", "annotator", "created_at"]].assign(
+        created_at=lambda m: _utc_naive(m["created_at"])
     )
+    sides = [
+        cq.pairs[["task_id", side]].merge(
+            made.rename(columns={"annotator": side}), on=["task_id", side], how="left"
+        )
+        for side in ("annotator_a", "annotator_b")
+    ]
+    later = pd.concat([side["created_at"] for side in sides], axis=1).max(axis=1)  # naive UTC
     return version_at(later.set_axis(cq.pairs.index), history)
 
 
@@ -112,9 +122,9 @@ def control_versions(
             "version": version,
             "since": next((since.isoformat() for v, since in history if v == version), None),
             "n_pairs": int(row["agreement_n"]),
-            "agreement": row["agreement_ok"] / row["agreement_n"] if row["agreement_n"] else None,
+            "agreement": float(row["agreement_ok"] / row["agreement_n"]) if row["agreement_n"] else None,
             "n_gold": int(row["gold_accuracy_n"]),
-            "gold_accuracy": row["gold_accuracy_ok"] / row["gold_accuracy_n"]
+            "gold_accuracy": float(row["gold_accuracy_ok"] / row["gold_accuracy_n"])
             if row["gold_accuracy_n"]
             else None,
             "labels": {} if labels is None else {k: int(v) for k, v in labels.loc[version].items() if v},
