@@ -2,7 +2,8 @@
 
 1. 100,000 tasks × 3 annotators, single choice: pairs, task/annotator agreement, Fleiss, Cohen per pair,
    Krippendorff (nominal) and Dawid-Skene. Baselines in the same run: a plain pandas groupby over the
-   same table (modal label and its share per task) and crowd-kit's own DawidSkene.
+   same table (modal label and its share per task) and crowd-kit's own DawidSkene. Then the label
+   confusion and the quality by guideline version of the same report.
 2. 10,000 tasks × 3 annotators, NER spans (~3 per answer) and boxes (~4 per answer): pairs with optimal
    matching, task/annotator agreement and Krippendorff's alpha (1 − similarity).
 
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 from ls_companion.quality import agreement, consensus
 from ls_companion.quality.engine import compute_project_quality, label_confusion
 from ls_companion.quality.records import CHOICES, COLUMNS, LABELS, RECTANGLES, Box, ControlSpec, Span
+from ls_companion.quality.versions import by_version
 
 TARGET_SECONDS = 5.0
 
@@ -168,6 +170,12 @@ def bench_choices(n_tasks: int = 100_000) -> None:
     )
     print(
         f"  label confusion (matrix, top pairs, examples):  {t_confusion:6.2f} s  ({t_confusion / base:4.1f}× baseline)"
+    )
+    times = table["created_at"]
+    history = [("v1", times.min()), ("v2", times.iloc[len(times) // 2])]  # a guideline change half-way
+    _, t_versions = timed(lambda: by_version(report, history))
+    print(
+        f"  quality by guideline version (2 versions):      {t_versions:6.2f} s  ({t_versions / base:4.1f}× baseline)"
     )
     from crowdkit.aggregation import DawidSkene
 
