@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from ls_companion.quality import agreement, consensus
 from ls_companion.quality.engine import compute_project_quality, label_confusion
-from ls_companion.quality.records import CHOICES, COLUMNS, LABELS, RECTANGLES, Box, ControlSpec, Span
+from ls_companion.quality.records import CHOICES, COLUMNS, LABELS, RECTANGLES, Box, ScoredControl, Span
 from ls_companion.quality.versions import by_version
 
 TARGET_SECONDS = 5.0
@@ -125,7 +125,7 @@ def boxes_table(n_tasks: int, rng: np.random.Generator) -> pd.DataFrame:
     return _table(task, worker, values, "bbox", RECTANGLES)
 
 
-def agreement_stats(rows: pd.DataFrame, spec: ControlSpec) -> dict[str, Any]:
+def agreement_stats(rows: pd.DataFrame, spec: ScoredControl) -> dict[str, Any]:
     pairs = agreement.annotation_pairs(rows, spec)
     tasks = agreement.task_agreement(rows, pairs)
     agreement.annotator_agreement(pairs)
@@ -135,7 +135,7 @@ def agreement_stats(rows: pd.DataFrame, spec: ControlSpec) -> dict[str, Any]:
 def bench_choices(n_tasks: int = 100_000) -> None:
     rng = np.random.default_rng(0)
     table, truth = choices_table(n_tasks, rng)
-    spec = ControlSpec("sentiment", CHOICES)
+    spec = ScoredControl("sentiment", CHOICES)
     print(f"choices: {n_tasks:,} tasks × 3 annotators = {len(table):,} answers, 60 annotators, 3 labels")
 
     def baseline() -> pd.DataFrame:
@@ -194,7 +194,7 @@ def bench_choices(n_tasks: int = 100_000) -> None:
 def bench_regions(kind: str, n_tasks: int = 10_000) -> None:
     rng = np.random.default_rng(1)
     table = spans_table(n_tasks, rng) if kind == LABELS else boxes_table(n_tasks, rng)
-    spec = ControlSpec(str(table["control"].iloc[0]), kind)
+    spec = ScoredControl(str(table["control"].iloc[0]), kind)
     regions = int(table["value"].map(len).sum())
     print(f"{kind}: {n_tasks:,} tasks × 3 annotators, {regions:,} regions")
     _, base = timed(lambda: table.groupby("task_id")["value"].agg(lambda v: len(set(v))))

@@ -14,14 +14,14 @@ import time
 from bench import SHARED_DATASETS as DATASETS
 from ls_companion.quality.engine import QualityOptions, compute_project_quality
 from ls_companion.quality.gold import read_gold_file, resolve_gold
-from ls_companion.quality.records import CHOICES, ControlSpec, read_crowd_csv
+from ls_companion.quality.records import CHOICES, ScoredControl, read_crowd_csv
 
 PUBLISHED = {"d_product": {"majority_vote": 0.897, "dawid_skene": 0.940, "glad": 0.928, "mace": 0.929}}
 TOLERANCE = 0.005
 
 
 def run(name: str) -> None:
-    controls = {"label": ControlSpec("label", CHOICES)}
+    controls = {"label": ScoredControl("label", CHOICES)}
     table = read_crowd_csv(DATASETS / name / "labels.csv")
     gold = resolve_gold(read_gold_file(DATASETS / name / "gold.csv"), controls, integer_ids=False)
     started = time.perf_counter()

@@ -38,9 +38,8 @@ from ls_companion.localserver import (
 )
 from ls_companion.prelabel import run_prelabel
 from ls_companion.settings import Settings
-from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import SyncOptions
-from ls_companion.sync.train_step import connected_backend
 from ls_companion.sync.writeback import MetaUpdate, send_updates
 
 CONFIG = """<View><Text name="text" value="$text"/>
@@ -205,7 +204,7 @@ def bench_database(database: str, n_tasks: int) -> None:
             backend = trained_backend(server, project_id, root)
             say(f"  ml-backend train + serve: {time.perf_counter() - started:.1f} s")
             client.create_ml_backend(project_id, backend.url, title="bench")
-            found = connected_backend(client, project_id)
+            found = client.connected_backend(project_id)
             version = found.model_version if found is not None else ""
             settings = Settings(
                 label_studio_url=server.url, label_studio_api_key=server.token, data_dir=root / "data"

@@ -25,8 +25,7 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import start_label_studio
 from ls_companion.records import User
 from ls_companion.settings import Settings
-from ls_companion.sync.engine import SyncResult
-from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.engine import SyncResult, sync_inline
 from ls_companion.sync.options import SyncOptions
 from tests.harness.fault_proxy import FaultProxy
 

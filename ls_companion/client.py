@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,7 +34,16 @@ from ls_companion.errors import (
     LabelStudioUnavailable,
     NotFound,
 )
-from ls_companion.records import JSON, Annotation, MLBackend, Project, Task, User, Webhook
+from ls_companion.records import (
+    JSON,
+    Annotation,
+    MLBackend,
+    Project,
+    Task,
+    User,
+    Webhook,
+    format_filter_time,
+)
 from ls_companion.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,11 +82,6 @@ def merge_meta(
     ours = current.get(namespace)
     merged_ours = {**(ours if isinstance(ours, Mapping) else {}), **values}
     return {**current, namespace: merged_ours}
-
-
-def format_filter_time(value: datetime) -> str:
-    """``value`` as LS 1.23's Datetime filter parses it: UTC ``%Y-%m-%dT%H:%M:%S.%fZ`` (``+00:00`` is a 500)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def updated_since_query(since: datetime | str) -> JSON:
@@ -312,9 +315,6 @@ class LabelStudioClient:
         self._call(f"update project {project_id}", lambda: self._sdk.projects.update(project_id, **fields))
         return self.get_project(project_id)
 
-    def delete_project(self, project_id: int) -> None:
-        self._call(f"delete project {project_id}", lambda: self._sdk.projects.delete(project_id))
-
     def next_task(self, project_id: int) -> Task | None:
         """The task Label Studio's label stream serves next to the calling user (None when none is left)."""
         try:
@@ -441,23 +441,6 @@ class LabelStudioClient:
         )
         return True
 
-    def update_task_metas(
-        self,
-        updates: Iterable[tuple[Task, Mapping[str, Any]]],
-        *,
-        namespace: str = META_NAMESPACE,
-        workers: int = 4,
-    ) -> int:
-        """``update_task_meta`` for many listed tasks with bounded concurrency; returns the PATCH count."""
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            sent = pool.map(
-                lambda item: self.update_task_meta(
-                    item[0].id, item[1], current=item[0].meta, namespace=namespace
-                ),
-                updates,
-            )
-            return sum(1 for patched in sent if patched)
-
     def import_tasks(
         self,
         project_id: int,
@@ -579,6 +562,11 @@ class LabelStudioClient:
         body = self._get(f"list ML backends of project {project_id}", "api/ml/", {"project": project_id})
         return [MLBackend.from_api(b) for b in body]
 
+    def connected_backend(self, project_id: int) -> MLBackend | None:
+        """The project's ML backend (the first one LS lists), or None."""
+        backends = self.list_ml_backends(project_id)
+        return backends[0] if backends else None
+
     def create_ml_backend(self, project_id: int, url: str, **fields: Any) -> MLBackend:
         created = self._call(
             f"connect ML backend {url}",
@@ -632,9 +620,6 @@ class LabelStudioClient:
             idempotent=False,
         )
         return created
-
-    def delete_webhook(self, webhook_id: int) -> None:
-        self._call(f"delete webhook {webhook_id}", lambda: self._sdk.webhooks.delete(webhook_id))
 
     def delete_model_version_predictions(self, project_id: int, model_version: str) -> int:
         """Delete every prediction of ``model_version`` in the project; returns how many LS deleted."""

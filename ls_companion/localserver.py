@@ -290,6 +290,11 @@ class MLBackendProcess(_Served):
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
+#: What a backend process inherits: the system's and Python's own variables, nothing of ours or its.
+_INHERITED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV"})
+_INHERITED_PREFIXES = ("LC_", "PYTHON", "LD_", "SSL_", "OMP_", "MKL_", "OPENBLAS_", "COVERAGE_")
+
+
 def backend_env(
     model_dir: Path,
     *,
@@ -299,12 +304,13 @@ def backend_env(
     extra: Mapping[str, str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The backend's environment: ``base`` without the backend's own variables, then ours."""
-    from ml_backend.settings import BackendSettings
+    """The backend's environment: the system variables of ``base`` (``_INHERITED``), then ours.
 
-    # every variable the backend reads: inherited values are dropped so runs are hermetic
-    ours = {name.upper() for name in BackendSettings.model_fields}
-    env = {k: v for k, v in (base if base is not None else os.environ).items() if k.upper() not in ours}
+    Nothing else is inherited, so a backend setting in the caller's shell (REDIS_URL, BASIC_AUTH_USER,
+    ...) never leaks into a run: runs are hermetic without this package knowing the backend's settings.
+    """
+    source = base if base is not None else os.environ
+    env = {k: v for k, v in source.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
     env.update(
         {
             "MODEL_DIR": str(model_dir),

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 JSON = dict[str, Any]
+
+
+def format_filter_time(value: datetime) -> str:
+    """``value`` as LS 1.23's Datetime filter parses it: UTC ``%Y-%m-%dT%H:%M:%S.%fZ`` (``+00:00`` is a 500)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -2,13 +2,14 @@
 
 The measures take an ``(n_items, n_classes)`` array of probabilities (rows summing to 1) and return
 one value per item, higher meaning *more* uncertain, so that every measure sorts the same way.
-``per_label`` and ``per_sequence`` apply a measure to multi-label and sequence (NER) items.
+``per_label`` and ``per_sequence`` apply a measure to multi-label and sequence (NER) items;
+``class_measures``, ``multilabel_measures`` and ``sequence_measures`` give an item's three measures,
+the one aggregation both ``select`` and the backend's ``/score`` use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -88,27 +89,37 @@ def per_sequence(
     return outs
 
 
-def binary_entropy(p: NDArray[np.floating] | list[float]) -> FloatArray:
-    """Entropy in bits of independent yes/no probabilities (multi-label), range 0..1 per label."""
-    q = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
-    result: FloatArray = -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
-    return result
+#: The three classic measures by name (0 = certain .. 1 = most uncertain), in this order everywhere.
+MEASURES: dict[str, Measure] = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
 
 
-@dataclass(frozen=True, slots=True)
-class Uncertainty:
-    """The three classic measures for one item (each 0 = certain .. 1 = most uncertain)."""
-
-    least_confidence: float
-    margin: float
-    entropy: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {"least_confidence": self.least_confidence, "margin": self.margin, "entropy": self.entropy}
-
-
-def triples(proba: NDArray[np.floating] | list[list[float]]) -> list[Uncertainty]:
-    """The uncertainty triple of every row."""
+def class_measures(proba: NDArray[np.floating] | list[list[float]]) -> dict[str, FloatArray]:
+    """The three measures of each row of a class-probability matrix (single choice)."""
     matrix = _as_matrix(proba)
-    lc, mg, en = least_confidence(matrix), margin(matrix), entropy(matrix)
-    return [Uncertainty(float(a), float(b), float(c)) for a, b, c in zip(lc, mg, en, strict=True)]
+    return {name: fn(matrix) for name, fn in MEASURES.items()}
+
+
+def multilabel_measures(
+    proba: NDArray[np.floating] | list[list[float]], how: Reduce = "mean"
+) -> dict[str, FloatArray]:
+    """Measures of ``(items, labels)`` independent probabilities: each label is a yes/no question.
+
+    Every label's ``[p, 1 - p]`` pair is scored with the measures, then reduced over labels
+    (``mean``: overall doubt; ``max``: the single most doubtful label decides).
+    """
+    if how not in ("mean", "max", "sum"):
+        raise ValueError(f"unknown reduction {how!r} (use mean, max or sum)")
+    # ``how`` names the numpy reduction itself (mean, max, sum), over the labels axis
+    return {name: np.asarray(getattr(per_label(fn, proba), how)(axis=1)) for name, fn in MEASURES.items()}
+
+
+def sequence_measures(
+    token_proba: Sequence[NDArray[np.floating]], how: Reduce = "max"
+) -> dict[str, FloatArray]:
+    """Measures of sequences, one ``(tokens, classes)`` matrix per item, reduced over tokens.
+
+    ``max`` (default) ranks a sentence by its most doubtful token, the usual choice for NER because one
+    unsure entity is enough to need a human; ``sum`` favours long sentences; ``mean`` is length-neutral.
+    An item with no tokens is certain (0).
+    """
+    return dict(zip(MEASURES, per_sequence(list(MEASURES.values()), token_proba, how), strict=True))

@@ -156,6 +156,10 @@ class ThreadScheduler:
                 self._cond.notify_all()
 
 
+#: By name: ``jobs`` imports the trainer, which imports this module, so this one must not import ``jobs``.
+TRAIN_JOB = "ml_backend.jobs.train_job"
+
+
 class RqScheduler:
     """Pending counts in Redis; training as rq jobs (``ml_backend.jobs.train_job``)."""
 
@@ -188,12 +192,10 @@ class RqScheduler:
         slot = "now" if delay == 0 else "later"
         # One queued job per project and slot; the job clears its slot when it starts.
         if self._redis.set(slot_key(project_id, slot), 1, nx=True, ex=int(self._policy.seconds) + 3600):
-            from ml_backend.jobs import train_job
-
             if delay == 0:
-                self._queue.enqueue(train_job, project_id, job_timeout=3600)
+                self._queue.enqueue(TRAIN_JOB, project_id, job_timeout=3600)
             else:
-                self._queue.enqueue_in(timedelta(seconds=delay), train_job, project_id, job_timeout=3600)
+                self._queue.enqueue_in(timedelta(seconds=delay), TRAIN_JOB, project_id, job_timeout=3600)
 
     def status(self) -> dict[str, Any]:
         return {"mode": "rq", "queue": self._queue.name, "queued_jobs": self._queue.count}

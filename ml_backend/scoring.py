@@ -23,14 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ls_companion.uncertainty import entropy, least_confidence, margin, per_label, per_sequence
+from ls_companion.uncertainty import class_measures, multilabel_measures, sequence_measures
 from ml_backend.models.span_tagger import TaggedText
 
 FloatArray = NDArray[np.float64]
-
-
-#: In the order of ``Uncertainties``' fields.
-_MEASURES = (least_confidence, margin, entropy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +42,17 @@ class Uncertainties:
 
 
 def class_uncertainties(probabilities: FloatArray) -> Uncertainties:
-    return Uncertainties(*(fn(probabilities) for fn in _MEASURES))
+    return Uncertainties(**class_measures(probabilities))
 
 
 def multi_label_uncertainties(probabilities: FloatArray) -> Uncertainties:
     """Each class is a yes/no question; an item's measure is the mean over its classes."""
-    return Uncertainties(*(per_label(fn, probabilities).mean(axis=1) for fn in _MEASURES))
+    return Uncertainties(**multilabel_measures(probabilities, "mean"))
 
 
 def span_uncertainties(texts: Sequence[TaggedText]) -> Uncertainties:
     """Each token's tag distribution; an item takes its most uncertain token (no tokens: certain)."""
-    marginals = [t.marginals for t in texts]
-    return Uncertainties(*per_sequence(_MEASURES, marginals, "max"))
+    return Uncertainties(**sequence_measures([t.marginals for t in texts], "max"))
 
 
 def region_uncertainties(scores: Sequence[Sequence[float]]) -> Uncertainties:

@@ -14,8 +14,8 @@ from ls_companion.bootstrap.guidelines import guideline_version, record_version,
 from ls_companion.bootstrap.spec import BackendTarget, ResolvedSpec, WebhookSpec
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
+from ls_companion.projectdata import project_dir
 from ls_companion.records import MLBackend, Project, Webhook
-from ls_companion.sync.state import project_dir
 
 _LONG = 60
 
@@ -77,19 +77,24 @@ def _project_values(project: Project) -> dict[str, Any]:
     return {name: getattr(project, name) for name in Project.__dataclass_fields__}
 
 
+def project_titled(client: LabelStudioClient, title: str) -> Project | None:
+    """The one project titled ``title`` (the key bootstrap matches projects by), or None."""
+    found = client.find_projects(title)
+    if len(found) > 1:
+        ids = ", ".join(str(p.id) for p in found)
+        raise InputError(f"several projects are titled {title!r} (ids {ids}): rename all but one")
+    return found[0] if found else None
+
+
 def ensure_project(
     client: LabelStudioClient, spec: ResolvedSpec, now: datetime
 ) -> tuple[Project, bool, list[Change]]:
-    found = client.find_projects(spec.title)
-    if len(found) > 1:
-        ids = ", ".join(str(p.id) for p in found)
-        raise InputError(f"several projects are titled {spec.title!r} (ids {ids}): rename all but one")
-    current = found[0].expert_instruction if found else ""
+    project = project_titled(client, spec.title)
+    current = project.expert_instruction if project is not None else ""
     # The guidelines' version goes into the instructions, with the time it took effect (kept if unchanged).
     desired = {**spec.project_fields, "expert_instruction": stamped(spec.instruction, current, now)}
-    if not found:
+    if project is None:
         return client.create_project(**desired), True, []
-    project = found[0]
     changes = diff_fields(_project_values(project), desired)
     if changes:
         project = client.update_project(project.id, **{c.what: c.new for c in changes})

@@ -28,14 +28,14 @@ def _options(
 ) -> tuple[int, SyncOptions]:
     """The project id and sync options from ``--project`` / ``--spec`` and the command's overrides."""
     from ls_companion.bootstrap.spec import read_spec
-    from ls_companion.sync.specs import project_of, spec_options
+    from ls_companion.sync.options import spec_options
 
     options = SyncOptions()
     if spec is not None:
         parsed = read_spec(spec)
-        options = spec_options(parsed, spec.resolve().parent)
+        options = spec_options(parsed.sync, spec.resolve().parent)
         if project is None:
-            project = project_of(cli.client, parsed)
+            project = _project_of(cli, parsed.title)
     if project is None:
         raise InputError("name the project: --project ID or --spec FILE")
     wanted = {k: v for k, v in overrides.items() if v is not None}
@@ -44,6 +44,16 @@ def _options(
 
         options = parse_options({**options.model_dump(mode="json"), **wanted})
     return project, options
+
+
+def _project_of(cli: CliContext, title: str) -> int:
+    """The id of the one project titled like the spec."""
+    from ls_companion.bootstrap.apply import project_titled
+
+    project = project_titled(cli.client, title)
+    if project is None:
+        raise InputError(f"no project titled {title!r}: run `ls-companion bootstrap` first")
+    return project.id
 
 
 def _redis(cli: CliContext) -> Any:
@@ -163,7 +173,7 @@ def sync_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Pull new annotations, score them, write quality into task meta; inline without REDIS_URL, else queued."""
-    from ls_companion.sync.inline import export_snapshot, sync_inline
+    from ls_companion.sync.engine import export_snapshot, sync_inline
 
     cli = cli_context(ctx)
     overrides = {"retrain_after": retrain_after, "mirror": mirror or None, "alert_webhook": alert_webhook}
@@ -212,7 +222,7 @@ def worker_command(
     monitor_interval: int = typer.Option(10, "--monitor-interval", min=1, help="Seconds between heartbeats."),
 ) -> None:
     """Run an rq worker for the sync, select and train queues (needs REDIS_URL)."""
-    from ls_companion.sync.worker import run_worker
+    from ls_companion.sync.jobs import run_worker
 
     cli = cli_context(ctx)
     cli.settings.require_api_key()
@@ -246,15 +256,15 @@ def schedule_command(
 ) -> None:
     """Run rq's cron scheduler: one sync entry per project, until stopped (needs REDIS_URL)."""
     from ls_companion.bootstrap.spec import read_spec
-    from ls_companion.sync.schedule import ScheduleEntry, build_scheduler
-    from ls_companion.sync.specs import project_of, spec_options
+    from ls_companion.sync.jobs import ScheduleEntry, build_scheduler
+    from ls_companion.sync.options import spec_options
 
     cli = cli_context(ctx)
     entries = []
     for path in specs or []:
         parsed = read_spec(path)
-        options = spec_options(parsed, path.resolve().parent)
-        entries.append(ScheduleEntry(project_of(cli.client, parsed), options, str(path)))
+        options = spec_options(parsed.sync, path.resolve().parent)
+        entries.append(ScheduleEntry(_project_of(cli, parsed.title), options, str(path)))
     entries += [ScheduleEntry(pid, SyncOptions(interval=every), "command line") for pid in project or []]
     if not entries:
         raise InputError("nothing to schedule: give spec files or --project ID")
@@ -335,7 +345,7 @@ def status_command(
 ) -> None:
     """Per project: last sync, watermark, tasks written, PATCH count, drift alerts; queues and failed jobs."""
     from ls_companion.sync.queues import redis_errors
-    from ls_companion.sync.status import collect_status
+    from ls_companion.sync.state import collect_status
 
     cli = cli_context(ctx)
     connection = _redis(cli) if cli.settings.redis_url else None

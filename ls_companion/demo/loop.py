@@ -28,13 +28,11 @@ from ls_companion.demo.corpus import EXAMPLE_CORPUS, LABELS, Review, read_csv, w
 from ls_companion.errors import BackendUnavailable, InputError
 from ls_companion.gate import check_project
 from ls_companion.records import Task
-from ls_companion.selection import SelectReport, SelectRequest, run_select
+from ls_companion.selection.importer import SelectReport, SelectRequest, run_select
 from ls_companion.selection.resolve import http_scorer
 from ls_companion.settings import Settings
-from ls_companion.sync.engine import SyncResult
-from ls_companion.sync.inline import sync_inline
-from ls_companion.sync.specs import spec_options
-from ls_companion.sync.train_step import connected_backend
+from ls_companion.sync.engine import SyncResult, sync_inline
+from ls_companion.sync.options import spec_options
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 CONTROL = ChoiceControl("label", "text", LABELS)
@@ -150,7 +148,7 @@ def _train_and_wait(
     """Press Label Studio's "Start training" and wait until the backend published a new version and
     pointed the project at it (it pushes the new version's pre-labels first)."""
     before = watch.latest()
-    backend = connected_backend(client, project_id)
+    backend = client.connected_backend(project_id)
     if backend is None:
         raise InputError(f"project {project_id} has no ML backend connected")
     client.train(backend.id)
@@ -237,7 +235,7 @@ def run_demo_loop(
                 _train_and_wait(client, project_id, watch, plan.training_timeout, say)
             )
             say(f"model {result.model_versions[-1]} published; its pre-labels are in Label Studio")
-    options = spec_options(read_spec(plan.spec), plan.spec.parent)
+    options = spec_options(read_spec(plan.spec).sync, plan.spec.parent)
     synced: SyncResult = sync_inline(settings, client, project_id, options)
     result.sync = synced.to_json()
     say(f"sync: quality written to {result.sync.get('patches', 0)} tasks")

@@ -26,12 +26,11 @@ from ls_companion.client import DEFAULT_PAGE_SIZE, LabelStudioClient
 from ls_companion.errors import InputError
 from ls_companion.files import read_json, write_json_atomic
 from ls_companion.prelabel.plan import INFLIGHT_GRACE, ChunkSizer, PrelabelState, prediction_rows, sort_tasks
+from ls_companion.projectdata import project_dir
 from ls_companion.records import Task
 from ls_companion.selection.resolve import http_scorer
 from ls_companion.selection.scoring import HttpScorer
 from ls_companion.settings import Settings
-from ls_companion.sync.state import project_dir
-from ls_companion.sync.train_step import connected_backend
 
 Via = Literal["import", "action"]
 VIAS = ("import", "action")
@@ -172,7 +171,7 @@ def run_prelabel(
 ) -> PrelabelResult:
     """Pre-label every task of the project that has no prediction of the backend's current version."""
     started = time.perf_counter()
-    backend = connected_backend(client, project_id)
+    backend = client.connected_backend(project_id)
     if backend is None:
         raise InputError(f"project {project_id} has no ML backend: connect one (bootstrap's ml_backend.url)")
     if not backend.model_version:

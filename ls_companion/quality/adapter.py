@@ -14,9 +14,10 @@ import pandas as pd
 from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
+from ls_companion.projectdata import gold_store_path
 from ls_companion.quality import gold
 from ls_companion.quality.records import (
-    ControlSpec,
+    ScoredControl,
     controls_from_config,
     infer_controls,
     predictions_to_table,
@@ -32,7 +33,7 @@ class ProjectData:
     """The engine's inputs for one project or file."""
 
     table: pd.DataFrame
-    controls: dict[str, ControlSpec]
+    controls: dict[str, ScoredControl]
     predictions: pd.DataFrame | None = None
     overlaps: dict[int, int] = field(default_factory=dict)
     #: Source id (``meta.ls_companion.source_id``) → task id, to resolve gold given by item.
@@ -52,7 +53,7 @@ def source_ids(tasks: Iterable[Task]) -> dict[str, int]:
 
 
 def from_tasks(
-    tasks: list[Task], controls: Mapping[str, ControlSpec], project_id: int | None = None
+    tasks: list[Task], controls: Mapping[str, ScoredControl], project_id: int | None = None
 ) -> ProjectData:
     """ProjectData of listed (or exported) tasks."""
     return ProjectData(
@@ -86,7 +87,7 @@ def load_crowd(path: Path) -> ProjectData:
     """A crowd CSV (``item,worker,label``): one single-choice control named ``label``."""
     return ProjectData(
         table=read_crowd_csv(path),
-        controls={"label": ControlSpec("label", "choices")},
+        controls={"label": ScoredControl("label", "choices")},
         integer_ids=False,
     )
 
@@ -110,7 +111,7 @@ def load_gold(
             gold.resolve_gold(raw, data.controls, source_ids=mapping, integer_ids=data.integer_ids)
         )
     if data_dir is not None and data.project_id is not None:
-        raw = gold.read_gold_store(gold.gold_store_path(data_dir, data.project_id))
+        raw = gold.read_gold_store(gold_store_path(data_dir, data.project_id))
         if not raw.empty:
             sources.append(gold.resolve_gold(raw, data.controls, source_ids=mapping, integer_ids=True))
     return gold.combine_gold(*sources)

@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from ls_companion.quality.records import NUMBER, POLYGONS, RATING, RECTANGLES, ControlSpec
+from ls_companion.quality.records import NUMBER, POLYGONS, RATING, RECTANGLES, ScoredControl
 from ls_companion.quality.similarity import similarities
 
 IntArray = NDArray[np.int64]
@@ -43,7 +43,7 @@ def interpret(value: float | None) -> str | None:
     return next(name for bound, name in INTERPRETATION if value < bound)
 
 
-def with_observed_scale(spec: ControlSpec, values: pd.Series) -> ControlSpec:
+def with_observed_scale(spec: ScoredControl, values: pd.Series) -> ScoredControl:
     """A numeric control without a declared range gets the observed one."""
     if spec.kind not in (RATING, NUMBER) or spec.scale is not None or values.empty:
         return spec
@@ -67,7 +67,7 @@ def _pair_positions(task_codes: IntArray) -> tuple[IntArray, IntArray]:
     return np.concatenate(left), np.concatenate(right)
 
 
-def annotation_pairs(rows: pd.DataFrame, spec: ControlSpec) -> pd.DataFrame:
+def annotation_pairs(rows: pd.DataFrame, spec: ScoredControl) -> pd.DataFrame:
     """Every two answers to one task (``rows``: crowd rows of one control), with their similarity."""
     ordered = rows.sort_values(["task_id", "annotator"], kind="stable")
     codes = pd.factorize(ordered["task_id"])[0].astype(np.int64)
@@ -245,7 +245,7 @@ def alpha_from_distance(
     return 1.0 - observed / expected
 
 
-def similarity_distance(spec: ControlSpec) -> Callable[[NDArray[Any], NDArray[Any]], FloatArray]:
+def similarity_distance(spec: ScoredControl) -> Callable[[NDArray[Any], NDArray[Any]], FloatArray]:
     """1 − similarity, the distance used for Krippendorff's alpha on structured answers."""
 
     def distance(a: NDArray[Any], b: NDArray[Any]) -> FloatArray:
@@ -254,7 +254,7 @@ def similarity_distance(spec: ControlSpec) -> Callable[[NDArray[Any], NDArray[An
     return distance
 
 
-def _pair_budget(spec: ControlSpec, rows: pd.DataFrame) -> int:
+def _pair_budget(spec: ScoredControl, rows: pd.DataFrame) -> int:
     """Pairs for Krippendorff's D_e: fewer where one IoU costs a clipping or a raster (~1 ms)."""
     if spec.kind == POLYGONS:
         return SLOW_PAIRS
@@ -268,7 +268,7 @@ def _finite(value: float) -> float | None:
 
 
 def project_agreement(
-    rows: pd.DataFrame, pairs: pd.DataFrame, tasks: pd.DataFrame, spec: ControlSpec
+    rows: pd.DataFrame, pairs: pd.DataFrame, tasks: pd.DataFrame, spec: ScoredControl
 ) -> dict[str, Any]:
     """The project-level agreement statistics of one control, JSON-able (NaN → None)."""
     multi = tasks[tasks["n_annotators"] >= 2]

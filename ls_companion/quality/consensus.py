@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from ls_companion.errors import InputError
-from ls_companion.quality.records import ControlSpec
+from ls_companion.quality.records import ScoredControl
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -368,7 +368,7 @@ def choose(outcomes: dict[str, MethodOutcome], min_gold: int) -> str:
 
 
 def categorical_consensus(
-    spec: ControlSpec,
+    spec: ScoredControl,
     rows: pd.DataFrame,
     gold: pd.Series | None = None,
     *,
@@ -403,7 +403,7 @@ def categorical_consensus(
 
 
 def structured_consensus(
-    spec: ControlSpec, rows: pd.DataFrame, pairs: pd.DataFrame, gold: pd.Series | None
+    spec: ScoredControl, rows: pd.DataFrame, pairs: pd.DataFrame, gold: pd.Series | None
 ) -> Consensus:
     """The medoid consensus of a non-categorical control."""
     started = time.perf_counter()

@@ -24,7 +24,7 @@ from ls_companion.quality.records import (
     RATING,
     TAXONOMY,
     TEXTAREA,
-    ControlSpec,
+    ScoredControl,
     answered,
     crowd,
     jsonable,
@@ -68,7 +68,7 @@ class QualityOptions:
 class ControlQuality:
     """Everything computed for one control."""
 
-    spec: ControlSpec
+    spec: ScoredControl
     rows: pd.DataFrame
     pairs: pd.DataFrame
     tasks: (
@@ -118,7 +118,7 @@ class QualityReport:
 # -- per control -------------------------------------------------------------------------------------------------
 
 
-def _consensus_scores(cq_rows: pd.DataFrame, tasks: pd.DataFrame, spec: ControlSpec) -> pd.Series:
+def _consensus_scores(cq_rows: pd.DataFrame, tasks: pd.DataFrame, spec: ScoredControl) -> pd.Series:
     """Similarity of each answer with its task's consensus, on tasks with two answers or more."""
     multi = tasks[tasks["n_annotators"] >= 2].set_index("task_id")["consensus"]
     rows = cq_rows[cq_rows["task_id"].isin(multi.index)]
@@ -128,7 +128,7 @@ def _consensus_scores(cq_rows: pd.DataFrame, tasks: pd.DataFrame, spec: ControlS
     return pd.Series(similarities(spec, rows["value"].to_numpy(object), target), index=rows.index)
 
 
-def _gold_correct(tasks: pd.DataFrame, gold_answers: pd.Series, spec: ControlSpec) -> pd.Series:
+def _gold_correct(tasks: pd.DataFrame, gold_answers: pd.Series, spec: ScoredControl) -> pd.Series:
     known = tasks["task_id"].isin(gold_answers.index)
     out = pd.Series([None] * len(tasks), index=tasks.index, dtype=object)
     if known.any():
@@ -140,7 +140,7 @@ def _gold_correct(tasks: pd.DataFrame, gold_answers: pd.Series, spec: ControlSpe
 
 
 def control_quality(
-    spec: ControlSpec, rows: pd.DataFrame, gold_answers: pd.Series, options: QualityOptions
+    spec: ScoredControl, rows: pd.DataFrame, gold_answers: pd.Series, options: QualityOptions
 ) -> ControlQuality:
     """Agreement, consensus, gold scores and qualification of one control (``rows``: its crowd answers)."""
     spec = agreement.with_observed_scale(spec, rows["value"])
@@ -283,7 +283,7 @@ def consensus_methods(table: pd.DataFrame, gold_answers: pd.DataFrame | None) ->
 
 def compute_project_quality(
     table: pd.DataFrame,
-    controls: Mapping[str, ControlSpec],
+    controls: Mapping[str, ScoredControl],
     gold_answers: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
     options: QualityOptions | None = None,

@@ -20,21 +20,19 @@ from sklearn.metrics import precision_recall_fscore_support
 from statsmodels.stats.proportion import proportion_confint
 
 from ls_companion.errors import InputError
+from ls_companion.projectdata import GoldStore
 from ls_companion.quality.records import (
     LABELS,
     POLYGONS,
     RECTANGLES,
     TEXTAREA,
-    ControlSpec,
+    ScoredControl,
     answered,
     jsonable,
     normalize_answer,
 )
 from ls_companion.quality.similarity import similarity
-from ls_companion.selection.gold import GoldStore, gold_store_path
 from ls_companion.sources import read_rows
-
-__all__ = ["gold_store_path"]  # re-exported: the quality engine names the store where it reads it
 
 GOLD_COLUMNS = ["task_id", "control", "value"]
 #: Similarity at which an answer counts as correct; 1.0 (exact) for kinds not listed.
@@ -70,7 +68,7 @@ def read_gold_file(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_RAW_COLUMNS)
 
 
-def _default_control(controls: Mapping[str, ControlSpec]) -> str:
+def _default_control(controls: Mapping[str, ScoredControl]) -> str:
     categorical = [name for name, spec in controls.items() if spec.categorical]
     if len(controls) == 1:
         return next(iter(controls))
@@ -94,7 +92,7 @@ def _task_id(record: Mapping[str, Any], source_ids: Mapping[str, Any] | None, in
 
 def resolve_gold(
     raw: pd.DataFrame,
-    controls: Mapping[str, ControlSpec],
+    controls: Mapping[str, ScoredControl],
     *,
     source_ids: Mapping[str, Any] | None = None,
     integer_ids: bool = True,
@@ -145,7 +143,7 @@ def gold_series(gold: pd.DataFrame, control: str) -> pd.Series:
     return pd.Series(part["value"].to_numpy(object), index=part["task_id"].to_numpy(), dtype=object)
 
 
-def score_answers(rows: pd.DataFrame, gold: pd.Series, spec: ControlSpec) -> pd.DataFrame:
+def score_answers(rows: pd.DataFrame, gold: pd.Series, spec: ScoredControl) -> pd.DataFrame:
     """Answers to gold tasks with ``gold``, ``similarity`` and ``correct`` (similarity ≥ ``CORRECT_AT``)."""
     scored = rows[rows["task_id"].isin(gold.index)].copy()
     scored["gold"] = scored["task_id"].map(gold).astype(object)
@@ -172,7 +170,7 @@ def _weighted_prf(part: pd.DataFrame) -> tuple[float, float, float]:
     return float(p), float(r), float(f)
 
 
-def annotator_gold(scored: pd.DataFrame, spec: ControlSpec, confidence: float = 0.95) -> pd.DataFrame:
+def annotator_gold(scored: pd.DataFrame, spec: ScoredControl, confidence: float = 0.95) -> pd.DataFrame:
     """Per annotator: gold answers, accuracy with its Wilson interval, weighted precision/recall/F1."""
     columns = ["annotator", "n_gold", "correct", "accuracy", "ci_low", "ci_high", "precision", "recall", "f1"]
     rows = []

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
-from label_studio_sdk.label_interface.interface import LabelInterface
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ls_companion.errors import InputError
@@ -80,7 +79,7 @@ class Polygon(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class ControlSpec:
+class ScoredControl:
     """What the engine needs to know about one control tag of the labeling config."""
 
     name: str
@@ -102,13 +101,16 @@ def _float_attr(attrs: Mapping[str, Any], key: str, default: float) -> float:
         return default
 
 
-def controls_from_config(label_config: str) -> dict[str, ControlSpec]:
+def controls_from_config(label_config: str) -> dict[str, ScoredControl]:
     """The scorable controls of a labeling config, in config order (others are left out)."""
+    # Here, not at the top: the engine's tables (crowd CSVs, exports, tests) never need the SDK's parser.
+    from label_studio_sdk.label_interface.interface import LabelInterface
+
     try:
         interface = LabelInterface(label_config)
     except Exception as exc:  # the SDK raises assorted XML/parse errors
         raise InputError(f"the label config does not parse: {exc}") from None
-    specs: dict[str, ControlSpec] = {}
+    specs: dict[str, ScoredControl] = {}
     for control in interface.controls:
         kind = str(control.tag).lower()
         if kind not in KINDS:
@@ -119,7 +121,7 @@ def controls_from_config(label_config: str) -> dict[str, ControlSpec]:
             scale = (1.0, _float_attr(attrs, "maxRating", 5.0))
         elif kind == NUMBER and "min" in attrs and "max" in attrs:
             scale = (_float_attr(attrs, "min", 0.0), _float_attr(attrs, "max", 1.0))
-        specs[control.name] = ControlSpec(
+        specs[control.name] = ScoredControl(
             name=control.name,
             kind=kind,
             multiple=kind == CHOICES and attrs.get("choice") == "multiple",
@@ -129,7 +131,7 @@ def controls_from_config(label_config: str) -> dict[str, ControlSpec]:
     return specs
 
 
-def infer_controls(tasks: Iterable[Task]) -> dict[str, ControlSpec]:
+def infer_controls(tasks: Iterable[Task]) -> dict[str, ScoredControl]:
     """Controls guessed from the results themselves (LS exports carry no label config)."""
     kinds: dict[str, str] = {}
     multiple: set[str] = set()
@@ -143,7 +145,7 @@ def infer_controls(tasks: Iterable[Task]) -> dict[str, ControlSpec]:
                 if kind == CHOICES and len(result.get("value", {}).get("choices") or ()) > 1:
                     multiple.add(name)
     return {
-        n: ControlSpec(n, k, multiple=n in multiple, scale=_DEFAULT_SCALES.get(k)) for n, k in kinds.items()
+        n: ScoredControl(n, k, multiple=n in multiple, scale=_DEFAULT_SCALES.get(k)) for n, k in kinds.items()
     }
 
 
@@ -207,7 +209,7 @@ def _number(results: Sequence[JSON], key: str) -> float | None:
     return None
 
 
-def value_of(spec: ControlSpec, results: Sequence[JSON]) -> Any:
+def value_of(spec: ScoredControl, results: Sequence[JSON]) -> Any:
     """The canonical, hashable answer of one annotation for one control (None: no answer)."""
     kind = spec.kind
     if kind == CHOICES:
@@ -234,7 +236,7 @@ def value_of(spec: ControlSpec, results: Sequence[JSON]) -> Any:
     return None
 
 
-def normalize_answer(spec: ControlSpec, answer: Any) -> Any:
+def normalize_answer(spec: ScoredControl, answer: Any) -> Any:
     """A gold answer given as in LS (a string, a list for multiple choices...) in canonical form."""
     if spec.kind == CHOICES:
         items = [answer] if isinstance(answer, str) else list(answer or ())
@@ -256,7 +258,9 @@ def _timestamp(raw: str | None) -> pd.Timestamp:
     return pd.Timestamp(raw) if raw else pd.NaT
 
 
-def _annotation_rows(annotation: Annotation, controls: Mapping[str, ControlSpec]) -> Iterator[dict[str, Any]]:
+def _annotation_rows(
+    annotation: Annotation, controls: Mapping[str, ScoredControl]
+) -> Iterator[dict[str, Any]]:
     base = {
         "task_id": annotation.task_id,
         "annotation_id": annotation.id,
@@ -291,13 +295,13 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def tasks_to_table(tasks: Iterable[Task], controls: Mapping[str, ControlSpec]) -> pd.DataFrame:
+def tasks_to_table(tasks: Iterable[Task], controls: Mapping[str, ScoredControl]) -> pd.DataFrame:
     """The tidy table of every annotation of ``tasks`` (records from ``LabelStudioClient.list_tasks``)."""
     rows = [row for task in tasks for a in task.annotations for row in _annotation_rows(a, controls)]
     return _frame(rows)
 
 
-def predictions_to_table(tasks: Iterable[Task], controls: Mapping[str, ControlSpec]) -> pd.DataFrame:
+def predictions_to_table(tasks: Iterable[Task], controls: Mapping[str, ScoredControl]) -> pd.DataFrame:
     """Model predictions as ``task_id, control, kind, value, model_version, score`` (one row per control)."""
     rows = []
     for task in tasks:

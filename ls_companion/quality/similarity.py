@@ -35,8 +35,8 @@ from ls_companion.quality.records import (
     TAXONOMY,
     TEXTAREA,
     Box,
-    ControlSpec,
     Polygon,
+    ScoredControl,
     Span,
 )
 
@@ -370,7 +370,7 @@ def numeric_similarity(a: float, b: float, scale: tuple[float, float] | None) ->
     return max(0.0, 1.0 - abs(a - b) / width)
 
 
-def similarity(spec: ControlSpec, a: Any, b: Any) -> float:
+def similarity(spec: ScoredControl, a: Any, b: Any) -> float:
     """Similarity of two canonical answers (``records.value_of``) to the control ``spec``."""
     kind = spec.kind
     if kind == CHOICES:
@@ -395,7 +395,7 @@ def _objects(values: Sequence[Any] | NDArray[Any]) -> NDArray[Any]:
 
 
 def similarities(
-    spec: ControlSpec, a: Sequence[Any] | NDArray[Any], b: Sequence[Any] | NDArray[Any]
+    spec: ScoredControl, a: Sequence[Any] | NDArray[Any], b: Sequence[Any] | NDArray[Any]
 ) -> FloatArray:
     """``similarity`` over aligned sequences of answers; vectorized for categorical answers, numbers, boxes."""
     left, right = _objects(a), _objects(b)

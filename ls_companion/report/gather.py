@@ -25,6 +25,7 @@ from ls_companion import META_NAMESPACE
 from ls_companion.bootstrap.guidelines import History, read_history
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
+from ls_companion.projectdata import project_dir
 from ls_companion.quality import adapter, agreement, gold, versions
 from ls_companion.quality.adapter import ProjectData
 from ls_companion.quality.engine import (
@@ -36,7 +37,6 @@ from ls_companion.quality.engine import (
 from ls_companion.quality.records import TEXTAREA, Box, Polygon, Span, answered, controls_from_config
 from ls_companion.records import Task
 from ls_companion.settings import Settings
-from ls_companion.sync.state import project_dir
 
 REPORT_VERSION = 1
 NO_BACKEND = "no ML backend: set ML_BACKEND_URL or connect one to the project in Label Studio"

@@ -17,15 +17,8 @@ import numpy as np
 from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
-from ls_companion.selection.gold import (
-    DEFAULT_ANSWER_COLUMN,
-    GoldItem,
-    GoldRecord,
-    GoldStore,
-    check_answers,
-    gold_store_path,
-    read_gold,
-)
+from ls_companion.projectdata import GoldRecord, GoldStore, gold_store_path
+from ls_companion.selection.gold import DEFAULT_ANSWER_COLUMN, GoldItem, check_answers, read_gold
 from ls_companion.selection.plan import DEFAULT_RANDOM_FRACTION, PlannedItem, choose_strategy, plan_batch
 from ls_companion.selection.prelabel import ControlInfo, find_control, prediction, project_controls
 from ls_companion.selection.rounds import (

@@ -13,11 +13,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from ls_companion.uncertainty import MEASURES as UNCERTAINTY_MEASURES
+
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
 Kind = Literal["single", "multi", "spans"]
 #: The uncertainty measures a scored pool carries (``ls_companion.uncertainty``; higher = more uncertain).
-MEASURES = ("least_confidence", "margin", "entropy")
+MEASURES = tuple(UNCERTAINTY_MEASURES)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ def backend_url(settings: Settings, client: LabelStudioClient, project_id: int) 
     """``ML_BACKEND_URL``, else the URL of the first ML backend connected to the project in Label Studio."""
     if settings.ml_backend_url:
         return settings.ml_backend_url
-    backends = client.list_ml_backends(project_id)
-    return backends[0].url if backends else None
+    backend = client.connected_backend(project_id)
+    return backend.url if backend is not None else None
 
 
 def http_scorer(

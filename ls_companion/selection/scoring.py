@@ -25,9 +25,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from ls_companion.errors import BackendUnavailable
 from ls_companion.modelselect import SelectedModel
-from ls_companion.selection.aggregate import multilabel_measures, single_label_measures
 from ls_companion.selection.pool import MEASURES, FloatArray, Kind
 from ls_companion.textclassifier import text_candidates
+from ls_companion.uncertainty import class_measures, multilabel_measures
 
 log = logging.getLogger(__name__)
 Item = Mapping[str, Any]  # {"id": str, "data": {...}}, as sent to /score
@@ -61,7 +61,7 @@ class ScoreBatch:
     ) -> ScoreBatch:
         """Scores computed from probabilities (class distribution, or independent per-label for multi)."""
         matrix = np.asarray(proba, dtype=np.float64)
-        measures = multilabel_measures(matrix) if kind == "multi" else single_label_measures(matrix)
+        measures = multilabel_measures(matrix) if kind == "multi" else class_measures(matrix)
         return cls(
             model_version=model_version,
             kind=kind,

@@ -201,6 +201,10 @@ class DiversitySampling:
         return _pick_representatives(pool, index, n, rng, self.name, self.n_groups)
 
 
+#: Hybrid sampling's default candidates: this many times the batch size of the most uncertain items.
+TOP_FACTOR = 10
+
+
 class HybridSampling:
     """The ``top_m`` most uncertain items (default 10 × n), then uncertainty-weighted k-means down to n."""
 
@@ -213,12 +217,10 @@ class HybridSampling:
         measure: str = "entropy",
         *,
         top_m: int | None = None,
-        top_factor: int = 10,
         n_groups: int = DEFAULT_GROUPS,
     ) -> None:
         self.measure = measure
         self.top_m = top_m
-        self.top_factor = top_factor
         self.n_groups = n_groups
 
     def select(
@@ -227,7 +229,7 @@ class HybridSampling:
         index = eligible(pool, exclude)
         if n <= 0 or len(index) == 0:
             return Selection((), self.name)
-        limit = max(n, self.top_m if self.top_m is not None else self.top_factor * n)
+        limit = max(n, self.top_m if self.top_m is not None else TOP_FACTOR * n)
         candidates = top_uncertain(pool, index, self.measure, rng, limit)
         weights = pool.measure(self.measure)[candidates] + 1e-6
         return _pick_representatives(pool, candidates, n, rng, self.name, self.n_groups, weights)

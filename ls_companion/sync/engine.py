@@ -8,6 +8,9 @@
 
 A crash anywhere before 5 leaves the watermark where it was: the next run lists the same tasks
 again, finds them stored (no duplicates) and PATCHes only what is still missing.
+
+Inline mode (``sync_inline``, the default when REDIS_URL is unset) runs it in this process, without
+Redis; the rq jobs of ``ls_companion.sync.jobs`` run it in a worker.
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from ls_companion.client import LabelStudioClient
-from ls_companion.records import Project, Task
-from ls_companion.selection.gold import gold_store_path
+from ls_companion.projectdata import gold_store_path, project_dir
+from ls_companion.records import Project, Task, format_filter_time
 from ls_companion.settings import Settings
 from ls_companion.sync import alerts as alert_log
-from ls_companion.sync.dispatch import Dispatcher
-from ls_companion.sync.locks import LockLost
+from ls_companion.sync.followups import Dispatcher, InlineDispatcher, topup_due, training_due
+from ls_companion.sync.locks import LOCK_TTL, LockLost, local_lock
 from ls_companion.sync.options import SyncOptions
 from ls_companion.sync.quality_step import EscalationRule, QualityOutcome, assess, escalate
-from ls_companion.sync.state import ProjectState, load_state, project_dir, save_state
+from ls_companion.sync.state import ProjectState, advance, list_since, load_state, save_state
 from ls_companion.sync.store import (
     COMPACT_AFTER,
     AnnotationStore,
@@ -41,9 +44,6 @@ from ls_companion.sync.store import (
     new_annotation_versions,
     vanished,
 )
-from ls_companion.sync.topup_step import topup_due
-from ls_companion.sync.train_step import connected_backend, training_due
-from ls_companion.sync.watermark import advance, format_time, list_since
 from ls_companion.sync.writeback import plan_updates, send_updates
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class _Stopwatch:
 
 
 def _now() -> str:
-    return format_time(datetime.now(UTC))
+    return format_filter_time(datetime.now(UTC))
 
 
 def _dedupe(tasks: Iterable[Task]) -> list[Task]:
@@ -157,7 +157,7 @@ def _follow_ups(
     """Training after enough new annotations; a top-up when unlabeled tasks run low."""
     state.annotations_since_train += result.annotations_new
     if training_due(state.annotations_since_train, options.retrain_after):
-        backend = connected_backend(ctx.client, project.id)
+        backend = ctx.client.connected_backend(project.id)
         if backend is None:
             result.train = {"requested": False, "reason": "no ML backend is connected to the project"}
         else:
@@ -244,3 +244,25 @@ def run_sync(
         result.seconds,
     )
     return result
+
+
+def sync_inline(
+    settings: Settings,
+    client: LabelStudioClient,
+    project_id: int,
+    options: SyncOptions,
+    *,
+    full: bool = False,
+    lock_wait: float = LOCK_TTL,
+) -> SyncResult:
+    folder = project_dir(settings.data_dir, project_id)
+    with local_lock(folder, what=f"sync of project {project_id}", wait=lock_wait):
+        ctx = SyncContext(settings, client, InlineDispatcher(settings, client))
+        return run_sync(ctx, project_id, options, full=full)
+
+
+def export_snapshot(settings: Settings, project_id: int, path: Path) -> int:
+    """Write the project's stored tasks as a Label Studio JSON export; returns the task count."""
+    folder = project_dir(settings.data_dir, project_id)
+    with local_lock(folder, what=f"sync of project {project_id}", wait=LOCK_TTL):
+        return AnnotationStore.export(AnnotationStore(folder).load(), path)

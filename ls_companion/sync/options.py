@@ -5,6 +5,7 @@ The same frozen model travels as a plain dict in rq job arguments, so every fiel
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
@@ -87,3 +88,24 @@ def parse_options(raw: Any, where: str = "sync") -> SyncOptions:
 def options_payload(options: SyncOptions) -> dict[str, Any]:
     """The options as the plain JSON dict a job carries (defaults left out, so jobs stay short)."""
     return options.model_dump(mode="json", exclude_defaults=True)
+
+
+def _resolve(value: str | None, folder: Path) -> str | None:
+    if value is None or Path(value).is_absolute():
+        return value
+    return str((folder / value).resolve())
+
+
+def spec_options(options: SyncOptions | None, folder: Path) -> SyncOptions:
+    """A spec's ``sync:`` section (defaults without one), its files resolved against the spec's folder."""
+    options = options or SyncOptions()
+    update: dict[str, object] = {"gold": _resolve(options.gold, folder)}
+    if options.topup is not None:
+        topup = options.topup.model_copy(
+            update={
+                "pool": _resolve(options.topup.pool, folder),
+                "gold": _resolve(options.topup.gold, folder),
+            }
+        )
+        update["topup"] = topup
+    return options.model_copy(update=update)

@@ -1,5 +1,5 @@
 """Redis and the rq queues: connecting (with a clear error), enqueueing with timeouts and retries,
-and what ``status`` reads back (depths, failed jobs with a one-line reason).
+and what ``status`` reads back (depths, failed jobs with a one-line reason, the cron schedules).
 
 Queues: ``sync`` (``sync_project``, the cron's ``kick_sync``), ``select`` (top-ups), ``train``. A
 ``lsc:pending:<queue>:<project>`` key holds the id of a project's job waiting in a queue, so the same
@@ -26,6 +26,8 @@ TRAIN_TIMEOUT = 300
 KICK_TIMEOUT = 60
 FAILURE_TTL = 7 * 24 * 3600
 RESULT_TTL = 24 * 3600
+#: Jobs are enqueued by name: the worker imports ``jobs``, which imports this module, not the reverse.
+_JOBS = "ls_companion.sync.jobs."
 
 
 def redact(url: str) -> str:
@@ -94,7 +96,7 @@ class Enqueued:
 
 
 def _enqueue_once(
-    connection: Any, queue_name: str, project_id: int, func: Any, kwargs: dict[str, Any], **job: Any
+    connection: Any, queue_name: str, project_id: int, func: str, kwargs: dict[str, Any], **job: Any
 ) -> Enqueued:
     """Enqueue unless this project already has a job of this kind waiting (then return that one)."""
     from rq import Queue
@@ -111,13 +113,11 @@ def _enqueue_once(
 
 
 def enqueue_sync(connection: Any, project_id: int, options: SyncOptions, *, full: bool = False) -> Enqueued:
-    from ls_companion.sync import jobs
-
     return _enqueue_once(
         connection,
         SYNC,
         project_id,
-        jobs.sync_project,
+        _JOBS + "sync_project",
         {"project_id": project_id, "options": options_payload(options), "full": full},
         job_timeout=options.job_timeout,
         retry=_retry(options.job_retries, options.retry_backoff),
@@ -126,13 +126,11 @@ def enqueue_sync(connection: Any, project_id: int, options: SyncOptions, *, full
 
 
 def enqueue_train(connection: Any, project_id: int, backend_id: int, options: SyncOptions) -> Enqueued:
-    from ls_companion.sync import jobs
-
     return _enqueue_once(
         connection,
         TRAIN,
         project_id,
-        jobs.train_project,
+        _JOBS + "train_project",
         {"project_id": project_id, "backend_id": backend_id},
         job_timeout=TRAIN_TIMEOUT,
         retry=_retry(options.job_retries, options.retry_backoff),
@@ -141,13 +139,11 @@ def enqueue_train(connection: Any, project_id: int, backend_id: int, options: Sy
 
 
 def enqueue_topup(connection: Any, project_id: int, topup: TopupOptions, options: SyncOptions) -> Enqueued:
-    from ls_companion.sync import jobs
-
     return _enqueue_once(
         connection,
         SELECT,
         project_id,
-        jobs.topup_project,
+        _JOBS + "topup_project",
         {"project_id": project_id, "topup": topup.model_dump(mode="json")},
         job_timeout=options.job_timeout,
         retry=_retry(options.job_retries, options.retry_backoff),
@@ -227,6 +223,25 @@ def failed_jobs(connection: Any, *, limit: int = 20) -> list[dict[str, Any]]:
             )
     found.sort(key=lambda j: j["ended_at"] or "", reverse=True)
     return found[:limit]
+
+
+def scheduled_entries(connection: Any) -> list[dict[str, Any]]:
+    """The entries of the cron schedulers alive in Redis (for ``status``)."""
+    from rq.cron import CronScheduler
+
+    found = []
+    for scheduler in CronScheduler.all(connection):
+        for job in scheduler.get_jobs():
+            found.append(
+                {
+                    "scheduler": scheduler.name,
+                    "name": job.name,
+                    "every_seconds": job.interval,
+                    "last_enqueued": job.latest_enqueue_time.isoformat() if job.latest_enqueue_time else None,
+                    "next_enqueue": job.next_enqueue_time.isoformat() if job.next_enqueue_time else None,
+                }
+            )
+    return found
 
 
 @contextmanager

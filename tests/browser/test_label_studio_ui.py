@@ -28,7 +28,7 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.records import Prediction, Project, Task
 from ls_companion.settings import Settings
-from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import SyncOptions
 from tests.browser.conftest import save_screenshot
 from tests.conftest import SHARED_DATASETS

@@ -1016,11 +1016,11 @@ class Deployment:
         """A project spec as the service would read it: schema, label config, pilot and pool files."""
         from ls_companion.bootstrap.spec import read_spec, resolve_label_config
         from ls_companion.errors import CompanionError
-        from ls_companion.sync.specs import spec_options
+        from ls_companion.sync.options import spec_options
 
         try:
             spec = read_spec(spec_path)
-            options = spec_options(spec, spec_path.parent)
+            options = spec_options(spec.sync, spec_path.parent)
         except CompanionError as exc:
             return [str(exc)]
         problems = []

@@ -9,6 +9,7 @@ import pytest
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import LabelStudioAuthError, LabelStudioUnavailable, NotFound
 from ls_companion.localserver import LabelStudioProcess, free_port
+from ls_companion.sync.writeback import MetaUpdate, send_updates
 from tests.integration.helpers import choice, new_project
 
 pytestmark = pytest.mark.integration
@@ -33,11 +34,11 @@ def test_bulk_meta_update_patches_only_changed_tasks(ls_client: LabelStudioClien
     project = new_project(ls_client, "bulk meta")
     ls_client.import_tasks(project.id, [{"data": {"text": f"t{i}"}, "meta": {"src": i}} for i in range(6)])
     tasks = list(ls_client.list_tasks(project.id, annotations=False))
-    assert ls_client.update_task_metas([(t, {"q": 1}) for t in tasks]) == 6
+    assert send_updates(ls_client, [MetaUpdate(t, {"q": 1}, {}) for t in tasks], workers=4) == 6
     tasks = list(ls_client.list_tasks(project.id, annotations=False))
-    values = [(t, {"q": 1 if t.meta["src"] < 4 else 2}) for t in tasks]
-    assert ls_client.update_task_metas(values) == 2
-    metas = {t.meta["src"]: t.meta["ls_companion"]["q"] for t in ls_client.list_tasks(project.id)}
+    values = [MetaUpdate(t, {"q": 1 if t.meta["src"] < 4 else 2}, {}) for t in tasks]
+    assert send_updates(ls_client, values, workers=4) == 2
+    metas = {t.meta["src"]: t.meta["ls_companion"]["quality"]["q"] for t in ls_client.list_tasks(project.id)}
     assert metas == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 2}
 
 

@@ -17,7 +17,7 @@ from ls_companion.bootstrap import bootstrap, load_spec
 from ls_companion.cli import main
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
-from ls_companion.quality.gold import gold_store_path
+from ls_companion.projectdata import gold_store_path
 from ls_companion.settings import Settings
 from tests.integration.helpers import choice, new_project
 from tests.integration.sync_helpers import make_users

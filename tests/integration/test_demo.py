@@ -17,8 +17,8 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.demo.annotators import EMAIL_DOMAIN
 from ls_companion.demo.loop import DemoPlan, DemoResult, Round, run_demo_loop
 from ls_companion.localserver import LabelStudioProcess, MLBackendProcess, free_port
+from ls_companion.projectdata import GoldStore, gold_store_path
 from ls_companion.report import write_report
-from ls_companion.selection import GoldStore, gold_store_path
 from ls_companion.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.harness.ml_backend import start_ml_backend

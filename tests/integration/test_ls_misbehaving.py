@@ -19,7 +19,7 @@ from ls_companion.errors import LabelStudioError
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.records import User
 from ls_companion.settings import Settings
-from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import SyncOptions
 from tests.harness.fault_proxy import FaultProxy
 from tests.integration.sync_helpers import annotated_project, make_users

@@ -23,7 +23,6 @@ import pytest
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.sources import read_rows
-from ls_companion.sync.train_step import connected_backend
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
 from tests.harness.ml_backend import backend_env, start_ml_backend
 from tests.integration.helpers import choice, new_project
@@ -72,7 +71,7 @@ def test_prelabel_killed_halfway_and_rerun_leaves_one_prediction_per_task(
     )
     try:
         ls_client.create_ml_backend(project.id, backend.url, title="prelabel test")
-        found = connected_backend(ls_client, project.id)
+        found = ls_client.connected_backend(project.id)
         assert found is not None and found.model_version
         version = found.model_version
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DATA_DIR"))}

@@ -22,9 +22,9 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from ls_companion.cli import main
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
+from ls_companion.projectdata import gold_store_path
 from ls_companion.quality import adapter, escalation
 from ls_companion.quality.engine import compute_project_quality
-from ls_companion.quality.gold import gold_store_path
 from ls_companion.settings import Settings
 from tests.integration.helpers import CHOICES_CONFIG, choice
 

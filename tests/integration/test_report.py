@@ -26,9 +26,9 @@ from ls_companion import META_NAMESPACE
 from ls_companion.cli import main
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
+from ls_companion.projectdata import gold_store_path
 from ls_companion.quality import adapter, consensus
 from ls_companion.quality.engine import QualityOptions, compute_project_quality
-from ls_companion.quality.gold import gold_store_path
 from ls_companion.records import User
 from ls_companion.report import PLOTS, write_report
 from ls_companion.report.gather import NO_BACKEND, drift_series, plain

@@ -17,9 +17,11 @@ import pytest
 
 from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
+from ls_companion.projectdata import GoldStore, gold_store_path
 from ls_companion.records import Task
-from ls_companion.selection import SelectRequest, SklearnScorer, run_select
-from ls_companion.selection.gold import GoldStore, gold_store_path, read_gold
+from ls_companion.selection.gold import read_gold
+from ls_companion.selection.importer import SelectRequest, run_select
+from ls_companion.selection.scoring import SklearnScorer
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS

@@ -22,7 +22,7 @@ from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.records import Project
-from ls_companion.selection import HttpScorer
+from ls_companion.selection.scoring import HttpScorer
 from ls_companion.sources import content_id, read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
 from tests.harness.ml_backend import MLBackendProcess, backend_env, start_ml_backend

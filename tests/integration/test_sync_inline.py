@@ -11,11 +11,12 @@ import pytest
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess, free_port
+from ls_companion.projectdata import project_dir
 from ls_companion.records import User
 from ls_companion.settings import Settings
-from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import EscalationOptions, SyncOptions
-from ls_companion.sync.state import load_state, project_dir
+from ls_companion.sync.state import load_state
 from ls_companion.sync.store import AnnotationStore
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.ml_backend import start_ml_backend

@@ -12,12 +12,13 @@ import redis
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
+from ls_companion.projectdata import project_dir
 from ls_companion.records import User
 from ls_companion.settings import Settings
-from ls_companion.sync.inline import sync_inline
+from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import SyncOptions, TopupOptions
 from ls_companion.sync.queues import enqueue_sync, enqueue_topup
-from ls_companion.sync.state import load_state, project_dir
+from ls_companion.sync.state import load_state
 from ls_companion.sync.store import AnnotationStore
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.redis_server import RedisProcess

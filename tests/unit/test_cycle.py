@@ -13,7 +13,7 @@ from ls_companion.bootstrap.spec import parse_spec
 from ls_companion.errors import SpecError
 from ls_companion.gate import GateSpec, evaluate
 from ls_companion.quality.engine import compute_project_quality
-from ls_companion.quality.records import CHOICES, COLUMNS, ControlSpec
+from ls_companion.quality.records import CHOICES, COLUMNS, ScoredControl
 from ls_companion.quality.versions import UNVERSIONED, by_version, version_at
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,7 +77,7 @@ def test_by_version_finds_the_improvement_of_agreement() -> None:
         when = datetime(2026, 1, 5, tzinfo=UTC) if task < 20 else datetime(2026, 1, 15, tzinfo=UTC)
         before = when < change
         answers += [(task, "x", "a", when), (task, "y", "b" if before and task < 15 else "a", when)]
-    report = compute_project_quality(_table(answers), {"label": ControlSpec("label", CHOICES)})
+    report = compute_project_quality(_table(answers), {"label": ScoredControl("label", CHOICES)})
     history = [("v1", pd.Timestamp(T0)), ("v2", pd.Timestamp(change))]
     section = by_version(report, history)["controls"]["label"]
     assert [(v["version"], v["n_pairs"], v["agreement"]) for v in section["versions"]] == [
@@ -95,7 +95,7 @@ def test_gate_names_the_unqualified_annotator() -> None:
     answers += [(t, "dev", "b", T0) for t in range(10)]
     table = _table(answers)
     gold = pd.DataFrame({"task_id": [0, 1], "control": ["label", "label"], "value": ["a", "a"]})
-    report = compute_project_quality(table, {"label": ControlSpec("label", CHOICES)}, gold)
+    report = compute_project_quality(table, {"label": ScoredControl("label", CHOICES)}, gold)
     spec = GateSpec(pilot_min_tasks=5, pilot_max_tasks=20, min_agreement=-1.0, gold_share_max=0.5)
     result = evaluate(
         report, stage="pilot", spec=spec, overlaps={t: 4 for t in range(10)}, n_gold=2, names={"dev": "Dev"}

@@ -18,7 +18,7 @@ from ls_companion.quality.label_issues import (
     find_label_issues,
     task_label_issues,
 )
-from ls_companion.quality.records import CHOICES, ControlSpec
+from ls_companion.quality.records import CHOICES, ScoredControl
 from tests.conftest import SHARED_DATASETS
 
 LABELS = np.array([0, 0, 0, 1, 1, 1])
@@ -86,7 +86,7 @@ def test_model_assisted_runs_and_wins_by_gold_when_given_probabilities() -> None
     rows, model = _model_case()
     gold = pd.Series(["a", "b"] * 10, index=range(20))
     found = consensus.categorical_consensus(
-        ControlSpec("label", CHOICES), rows, gold, methods=consensus.FAST_METHODS, model_proba=model
+        ScoredControl("label", CHOICES), rows, gold, methods=consensus.FAST_METHODS, model_proba=model
     )
     assert found.methods[consensus.MODEL_ASSISTED].gold_accuracy == 1.0
     assert found.methods[consensus.DAWID_SKENE].gold_accuracy == pytest.approx(0.6)

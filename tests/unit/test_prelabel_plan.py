@@ -45,8 +45,8 @@ def test_state_waits_only_for_a_recent_request_of_the_same_version() -> None:
 def test_the_scheduler_runs_prelabel_on_the_select_queue_only_when_asked() -> None:
     import redis
 
+    from ls_companion.sync.jobs import ScheduleEntry, build_scheduler
     from ls_companion.sync.options import SyncOptions
-    from ls_companion.sync.schedule import ScheduleEntry, build_scheduler
 
     entries = [
         ScheduleEntry(7, SyncOptions(prelabel=True, interval=60), "a.yaml"),

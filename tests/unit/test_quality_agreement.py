@@ -14,9 +14,9 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
 from ls_companion.quality import agreement
-from ls_companion.quality.records import CHOICES, LABELS, NUMBER, RATING, ControlSpec, Span
+from ls_companion.quality.records import CHOICES, LABELS, NUMBER, RATING, ScoredControl, Span
 
-SINGLE = ControlSpec("label", CHOICES)
+SINGLE = ScoredControl("label", CHOICES)
 
 
 def rows(answers: dict[Any, dict[str, Any]]) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def test_alpha_from_distance_matches_krippendorff_with_a_custom_metric() -> None
     rng = np.random.default_rng(4)
     table = random_rows(rng, 60, 4, 5, missing=0.25)
     numbers = table.assign(value=table["value"].astype(float).astype(object))
-    spec = ControlSpec("n", NUMBER, scale=(0.0, 4.0))
+    spec = ScoredControl("n", NUMBER, scale=(0.0, 4.0))
     pairs = agreement.annotation_pairs(numbers, spec)
     domain = np.sort(numbers["value"].astype(float).unique())
 
@@ -144,7 +144,7 @@ def test_alpha_from_distance_matches_krippendorff_with_a_custom_metric() -> None
 
 
 def test_span_project_agreement_uses_distance_alpha() -> None:
-    spec = ControlSpec("labels", LABELS)
+    spec = ScoredControl("labels", LABELS)
     a, b = Span(0, 5, "P", "Maria"), Span(10, 16, "L", "Lisbon")
     table = rows({1: {"x": (a,), "y": (a,)}, 2: {"x": (b,), "y": (b,)}, 3: {"x": (a, b), "y": (a,)}})
     pairs = agreement.annotation_pairs(table, spec)
@@ -156,7 +156,7 @@ def test_span_project_agreement_uses_distance_alpha() -> None:
 
 
 def test_rating_summary_has_interval_alpha_and_kappas() -> None:
-    spec = ControlSpec("r", RATING, scale=(1.0, 5.0))
+    spec = ScoredControl("r", RATING, scale=(1.0, 5.0))
     table = rows(
         {t: {"x": float(t % 5 + 1), "y": float(t % 5 + 1), "z": float((t + 1) % 5 + 1)} for t in range(30)}
     )

@@ -15,10 +15,10 @@ from crowdkit.aggregation import DawidSkene
 
 from ls_companion.quality import consensus
 from ls_companion.quality.gold import read_gold_file, resolve_gold
-from ls_companion.quality.records import CHOICES, LABELS, ControlSpec, Span, crowd, read_crowd_csv
+from ls_companion.quality.records import CHOICES, LABELS, ScoredControl, Span, crowd, read_crowd_csv
 from tests.conftest import SHARED_DATASETS
 
-SPEC = ControlSpec("label", CHOICES)
+SPEC = ScoredControl("label", CHOICES)
 
 
 def crowd_set(name: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -95,7 +95,7 @@ def test_slow_methods_are_skipped_above_the_limit() -> None:
 def test_medoid_consensus_picks_the_most_central_answer() -> None:
     from ls_companion.quality.agreement import annotation_pairs
 
-    spec = ControlSpec("labels", LABELS)
+    spec = ScoredControl("labels", LABELS)
     a, b = Span(0, 5, "P", "Maria"), Span(10, 16, "L", "Lisbon")
     table = pd.DataFrame(
         {

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from ls_companion.errors import InputError
+from ls_companion.projectdata import gold_store_path
 from ls_companion.quality import gold
-from ls_companion.quality.records import CHOICES, ControlSpec
+from ls_companion.quality.records import CHOICES, ScoredControl
 
-SPEC = ControlSpec("label", CHOICES)
+SPEC = ScoredControl("label", CHOICES)
 CONTROLS = {"label": SPEC}
 
 
@@ -43,7 +44,7 @@ def test_read_and_resolve_gold_files(tmp_path: Path) -> None:
     csv.write_text("item,label\n42_0,1\n")
     crowd_gold = gold.resolve_gold(gold.read_gold_file(csv), CONTROLS, integer_ids=False)
     assert crowd_gold.values.tolist() == [["42_0", "label", "1"]]
-    assert gold.gold_store_path(tmp_path, 3) == tmp_path / "projects" / "3" / "gold.jsonl"
+    assert gold_store_path(tmp_path, 3) == tmp_path / "projects" / "3" / "gold.jsonl"
 
 
 def test_bad_gold_files(tmp_path: Path) -> None:
@@ -56,7 +57,7 @@ def test_bad_gold_files(tmp_path: Path) -> None:
         gold.read_gold_file(bad)
     with pytest.raises(InputError, match="not found"):
         gold.read_gold_file(tmp_path / "nope.csv")
-    two = {"a": SPEC, "b": ControlSpec("b", CHOICES)}
+    two = {"a": SPEC, "b": ScoredControl("b", CHOICES)}
     with pytest.raises(InputError, match="several"):
         gold.resolve_gold(pd.DataFrame([{"task_id": 1, "item": None, "control": None, "answer": "x"}]), two)
     with pytest.raises(InputError, match="does not have"):
@@ -125,7 +126,7 @@ def test_gold_from_ground_truth_annotations_and_combination() -> None:
 
 
 def test_the_gold_store_is_read_past_a_line_torn_by_a_crash(tmp_path: Path) -> None:
-    store = gold.gold_store_path(tmp_path, 3)
+    store = gold_store_path(tmp_path, 3)
     store.parent.mkdir(parents=True)
     good = {"task_id": 5, "source_id": "s5", "control": "label", "answer": "spam"}
     later = {"task_id": 6, "source_id": "s6", "control": "label", "answer": "ham"}

@@ -13,8 +13,8 @@ from ls_companion.errors import InputError
 from ls_companion.quality.records import (
     COLUMNS,
     Box,
-    ControlSpec,
     Polygon,
+    ScoredControl,
     Span,
     answered,
     controls_from_config,
@@ -122,11 +122,11 @@ def test_region_and_value_kinds() -> None:
     )
     text = result("transcription", "textarea", {"text": ["hello", "world"]})
     controls = {
-        "labels": ControlSpec("labels", "labels"),
-        "bbox": ControlSpec("bbox", "rectanglelabels"),
-        "polygon": ControlSpec("polygon", "polygonlabels"),
-        "transcription": ControlSpec("transcription", "textarea"),
-        "single": ControlSpec("single", "choices"),
+        "labels": ScoredControl("labels", "labels"),
+        "bbox": ScoredControl("bbox", "rectanglelabels"),
+        "polygon": ScoredControl("polygon", "polygonlabels"),
+        "transcription": ScoredControl("transcription", "textarea"),
+        "single": ScoredControl("single", "choices"),
     }
     task = Task.from_api({"id": 1, "annotations": [annotation(1, 5, [*spans, box, polygon, text])]})
     values = dict(zip(*tasks_to_table([task], controls)[["control", "value"]].T.values, strict=True))
@@ -139,7 +139,7 @@ def test_region_and_value_kinds() -> None:
 
 
 def test_answered_keeps_the_latest_reannotation() -> None:
-    controls = {"label": ControlSpec("label", "choices")}
+    controls = {"label": ScoredControl("label", "choices")}
     task = Task.from_api(
         {
             "id": 1,
@@ -162,17 +162,17 @@ def test_predictions_table_and_inferred_controls() -> None:
     }
     tasks = [Task.from_api(raw)]
     controls = infer_controls(tasks)
-    assert controls == {"label": ControlSpec("label", "choices", multiple=True)}
+    assert controls == {"label": ScoredControl("label", "choices", multiple=True)}
     predictions = predictions_to_table(tasks, controls)
     assert predictions[["task_id", "value", "model_version"]].values.tolist() == [[3, ("a",), "v2"]]
 
 
 def test_normalize_gold_answers() -> None:
-    assert normalize_answer(ControlSpec("l", "choices"), "spam") == "spam"
-    assert normalize_answer(ControlSpec("l", "choices", multiple=True), ["b", "a"]) == ("a", "b")
-    assert normalize_answer(ControlSpec("r", "rating"), "4") == 4.0
-    assert normalize_answer(ControlSpec("t", "taxonomy"), ["A", "B"]) == (("A", "B"),)
-    spans = normalize_answer(ControlSpec("s", "labels"), [{"start": 0, "end": 2, "labels": ["X"]}])
+    assert normalize_answer(ScoredControl("l", "choices"), "spam") == "spam"
+    assert normalize_answer(ScoredControl("l", "choices", multiple=True), ["b", "a"]) == ("a", "b")
+    assert normalize_answer(ScoredControl("r", "rating"), "4") == 4.0
+    assert normalize_answer(ScoredControl("t", "taxonomy"), ["A", "B"]) == (("A", "B"),)
+    spans = normalize_answer(ScoredControl("s", "labels"), [{"start": 0, "end": 2, "labels": ["X"]}])
     assert spans == (Span(0, 2, "X", ""),)
 
 

@@ -15,8 +15,8 @@ from ls_companion.quality.records import (
     TAXONOMY,
     TEXTAREA,
     Box,
-    ControlSpec,
     Polygon,
+    ScoredControl,
     Span,
 )
 from ls_companion.quality.similarity import (
@@ -57,7 +57,7 @@ def test_span_overlap_reproduces_label_studio_example() -> None:
     assert span_overlap(excellent_tool, tool) == 0.5
     assert span_overlap(tool, Span(10, 14, "negative", "tool")) == 0.0
     # LS's task: three annotations, pairs 0.5 / 0 / 0 average to 1/6.
-    spec = ControlSpec("labels", LABELS)
+    spec = ScoredControl("labels", LABELS)
     values = [(excellent_tool,), (tool,), (Span(10, 14, "negative", "tool"),)]
     pairwise = [similarity(spec, values[i], values[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
     assert pairwise == [0.5, 0.0, 0.0]
@@ -142,18 +142,18 @@ def test_text_numbers_taxonomy() -> None:
     assert wer("the cat sat", "the cat sit") == pytest.approx(1 / 3)
     assert cer("abcd", "abxd") == pytest.approx(0.25)
     assert wer("", "") == 0.0
-    assert similarity(ControlSpec("r", RATING, scale=(1.0, 5.0)), 2.0, 5.0) == pytest.approx(0.25)
-    assert similarity(ControlSpec("n", NUMBER), 3.0, 3.0) == 1.0  # no scale: exact
-    assert similarity(ControlSpec("n", NUMBER), 3.0, 4.0) == 0.0
+    assert similarity(ScoredControl("r", RATING, scale=(1.0, 5.0)), 2.0, 5.0) == pytest.approx(0.25)
+    assert similarity(ScoredControl("n", NUMBER), 3.0, 3.0) == 1.0  # no scale: exact
+    assert similarity(ScoredControl("n", NUMBER), 3.0, 4.0) == 0.0
     paths = (("Animal", "Cat"), ("Animal", "Dog"))
-    assert similarity(ControlSpec("t", TAXONOMY), paths, (("Animal", "Cat"),)) == 0.5
-    assert similarity(ControlSpec("t", TEXTAREA), "abc", "abc") == 1.0
+    assert similarity(ScoredControl("t", TAXONOMY), paths, (("Animal", "Cat"),)) == 0.5
+    assert similarity(ScoredControl("t", TEXTAREA), "abc", "abc") == 1.0
 
 
 def test_vectorized_similarities_match_scalar_ones() -> None:
-    single = ControlSpec("label", CHOICES)
+    single = ScoredControl("label", CHOICES)
     assert list(similarities(single, ["a", "b", "c"], ["a", "c", "c"])) == [1.0, 0.0, 1.0]
-    multiple = ControlSpec("label", CHOICES, multiple=True)
+    multiple = ScoredControl("label", CHOICES, multiple=True)
     assert list(similarities(multiple, [("a", "b"), ()], [("a",), ()])) == [0.5, 1.0]
-    rating = ControlSpec("r", RATING, scale=(1.0, 5.0))
+    rating = ScoredControl("r", RATING, scale=(1.0, 5.0))
     assert list(similarities(rating, [1.0, 3.0], [5.0, 3.0])) == [0.0, 1.0]

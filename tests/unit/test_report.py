@@ -19,6 +19,7 @@ from sklearn.metrics import cohen_kappa_score
 from ls_companion import META_NAMESPACE
 from ls_companion.cli import main
 from ls_companion.errors import InputError
+from ls_companion.projectdata import project_dir
 from ls_companion.quality import adapter, consensus
 from ls_companion.quality.engine import QualityOptions, compute_project_quality, consensus_methods
 from ls_companion.quality.records import Box, Span, controls_from_config
@@ -36,7 +37,6 @@ from ls_companion.report.gather import (
     stored_tasks,
 )
 from ls_companion.report.plots import no_data, render_plots
-from ls_companion.sync.state import project_dir
 from ls_companion.sync.store import AnnotationStore, Snapshot
 
 CONFIG = """<View>

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ls_companion.selection.aggregate import single_label_measures
 from ls_companion.selection.plan import BatchSizes, batch_sizes, choose_strategy, plan_batch
 from ls_companion.selection.pool import ScoredPool
 from ls_companion.selection.rounds import ProjectState, TaskRef, decide_round, request_key, task_ref
 from ls_companion.selection.strategies import make_strategy
+from ls_companion.uncertainty import class_measures
 
 
 def _pool(n: int = 200, *, scored: bool = True) -> ScoredPool:
@@ -17,7 +17,7 @@ def _pool(n: int = 200, *, scored: bool = True) -> ScoredPool:
     proba = rng.dirichlet([1, 1], size=n)
     return ScoredPool(
         ids=np.array([f"p{i:04d}" for i in range(n)]),
-        measures=single_label_measures(proba) if scored else {},
+        measures=class_measures(proba) if scored else {},
         proba=proba if scored else None,
         features=rng.normal(size=(n, 5)),
     )

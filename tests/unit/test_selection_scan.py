@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ls_companion.errors import InputError
-from ls_companion.selection.gold import GoldRecord, GoldStore, check_answers, gold_store_path, read_gold
+from ls_companion.projectdata import GoldRecord, GoldStore, gold_store_path
+from ls_companion.selection.gold import check_answers, read_gold
 from ls_companion.selection.prelabel import find_control, prediction, project_controls
 from ls_companion.selection.scan import ScanOptions, fetch_rows, scan_pool
 from ls_companion.selection.scoring import SklearnScorer

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ls_companion.errors import InputError
-from ls_companion.selection.aggregate import multilabel_measures, sequence_measures, single_label_measures
 from ls_companion.selection.pool import FloatArray, ScoredPool
 from ls_companion.selection.strategies import STRATEGY_NAMES, Strategy, make_strategy
+from ls_companion.uncertainty import class_measures, multilabel_measures, sequence_measures
 
 
 def _pool(n: int = 60, seed: int = 0) -> ScoredPool:
@@ -18,7 +18,7 @@ def _pool(n: int = 60, seed: int = 0) -> ScoredPool:
     features = centers[np.arange(n) % 3] + rng.normal(scale=0.3, size=(n, 4))
     return ScoredPool(
         ids=np.array([f"item-{i:03d}" for i in range(n)]),
-        measures=single_label_measures(proba),
+        measures=class_measures(proba),
         proba=proba,
         classes=("a", "b", "c"),
         features=features,
@@ -29,7 +29,7 @@ def _hand_pool(rows: list[list[float]], features: FloatArray | None = None) -> S
     proba = np.array(rows)
     return ScoredPool(
         ids=np.array([chr(ord("A") + i) for i in range(len(rows))]),
-        measures=single_label_measures(proba),
+        measures=class_measures(proba),
         proba=proba,
         features=features,
     )

@@ -10,10 +10,9 @@ from ls_companion import META_NAMESPACE
 from ls_companion.errors import InputError
 from ls_companion.records import Project, Task
 from ls_companion.sync.alerts import alert_key, merge_alerts
+from ls_companion.sync.followups import topup_due, topup_size, training_due
 from ls_companion.sync.options import SyncOptions, TopupOptions, options_payload, parse_options
 from ls_companion.sync.queues import one_line_reason, redact
-from ls_companion.sync.topup_step import topup_due, topup_size
-from ls_companion.sync.train_step import training_due
 from ls_companion.sync.writeback import mirror_values, plan_updates
 
 QUALITY = {"v": 1, "agreement": 0.5, "n_annotators": 2, "consensus": "spam"}

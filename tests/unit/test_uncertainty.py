@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ls_companion.uncertainty import binary_entropy, entropy, least_confidence, margin, triples
+from ls_companion.uncertainty import class_measures, entropy, least_confidence, margin, per_label
 
 
 def test_known_answers_on_hand_built_rows() -> None:
@@ -21,12 +21,10 @@ def test_every_measure_ranks_the_uniform_row_most_uncertain() -> None:
         assert list(np.argsort(-measure(proba))) == [1, 2, 0]
 
 
-def test_binary_entropy_and_triples() -> None:
-    assert binary_entropy([0.5, 0.0, 1.0]) == pytest.approx([1.0, 0.0, 0.0], abs=1e-9)
-    [t] = triples([[0.75, 0.25]])
-    assert t.as_dict() == pytest.approx(
-        {"least_confidence": 0.25, "margin": 0.5, "entropy": 0.8112781244591328}
-    )
+def test_yes_no_entropy_per_label_and_the_three_measures_of_a_row() -> None:
+    assert per_label(entropy, [[0.5, 0.0, 1.0]])[0] == pytest.approx([1.0, 0.0, 0.0], abs=1e-9)
+    measures = {name: float(values[0]) for name, values in class_measures([[0.75, 0.25]]).items()}
+    assert measures == pytest.approx({"least_confidence": 0.25, "margin": 0.5, "entropy": 0.8112781244591328})
 
 
 def test_rejects_a_vector() -> None:

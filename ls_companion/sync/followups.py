@@ -1,6 +1,14 @@
-"""Top-ups: when a project runs low on unlabeled tasks, import the next active-learning batch.
+"""Follow-up work a sync asks for: training after N new annotations, a top-up when a project runs low.
 
-Seam to the selection pipeline (issue 4): ``run_topup`` builds a ``SelectRequest`` and calls
+``run_sync`` only decides; a dispatcher carries it out. Inline mode runs the step in the same
+process (a failure is reported in the sync's result and the step is asked for again next sync);
+queued mode (``queues.QueueDispatcher``) enqueues a job on the ``train`` or ``select`` queue.
+
+Training: LS forwards ``ml.train`` to the backend as START_TRAINING; this covers annotation webhooks
+LS dropped (1 s timeout, no retries). A duplicate request is harmless: the backend debounces and skips
+training on data it has already seen.
+
+Top-ups: seam to the selection pipeline (issue 4): ``run_topup`` builds a ``SelectRequest`` and calls
 ``run_select``, which is idempotent and resumable (it never imports a source id twice and resumes an
 unfinished round of the same request), so a top-up killed in the middle of its import is finished
 by its retry.
@@ -9,15 +17,37 @@ by its retry.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ls_companion.client import LabelStudioClient
+from ls_companion.errors import CompanionError
 from ls_companion.files import read_json, write_json_atomic
+from ls_companion.projectdata import project_dir
 from ls_companion.records import Project
 from ls_companion.settings import Settings
 from ls_companion.sync.options import TopupOptions
-from ls_companion.sync.state import project_dir
+
+log = logging.getLogger(__name__)
+INTENT_FILE = "topup.json"
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+def training_due(new_annotations: int, retrain_after: int) -> bool:
+    """Whether the annotations counted since the last request call for another one (0 disables)."""
+    return retrain_after > 0 and new_annotations >= retrain_after
+
+
+def request_training(client: LabelStudioClient, project_id: int, backend_id: int) -> dict[str, Any]:
+    """Ask LS to train ``backend_id``; returns what the status shows."""
+    client.train(backend_id)
+    return {"project_id": project_id, "backend_id": backend_id, "requested": True}
+
+
+# -- top-ups -----------------------------------------------------------------------------------------
 
 
 def unlabeled(project: Project) -> int:
@@ -33,11 +63,8 @@ def topup_due(project: Project, options: TopupOptions) -> bool:
     return unlabeled(project) < options.below and topup_size(project, options) > 0
 
 
-INTENT_FILE = "topup.json"
-
-
 def _request(project_id: int, options: TopupOptions, size: int) -> Any:
-    from ls_companion.selection import SelectRequest
+    from ls_companion.selection.importer import SelectRequest
 
     return SelectRequest(
         project_id=project_id,
@@ -61,7 +88,7 @@ def run_topup(
     The batch size is written down (``topup.json``) before the import starts: the selection resumes
     a round by its request, and the request includes the size, which a partial import would change.
     """
-    from ls_companion.selection import run_select
+    from ls_companion.selection.importer import run_select
     from ls_companion.selection.resolve import http_scorer
     from ls_companion.selection.rounds import last_round, read_project_state
 
@@ -96,3 +123,36 @@ def run_topup(
     summary = report.to_json()
     summary.pop("items", None)
     return summary
+
+
+# -- running them ------------------------------------------------------------------------------------
+
+
+class Dispatcher(Protocol):
+    mode: str
+
+    def train(self, project_id: int, backend_id: int) -> dict[str, Any]: ...
+
+    def topup(self, project_id: int, options: TopupOptions) -> dict[str, Any]: ...
+
+
+class InlineDispatcher:
+    mode = "inline"
+
+    def __init__(self, settings: Settings, client: LabelStudioClient) -> None:
+        self._settings = settings
+        self._client = client
+
+    def train(self, project_id: int, backend_id: int) -> dict[str, Any]:
+        try:
+            return request_training(self._client, project_id, backend_id)
+        except CompanionError as exc:
+            log.warning("project %d: training request failed: %s", project_id, exc)
+            return {"project_id": project_id, "backend_id": backend_id, "requested": False, "error": str(exc)}
+
+    def topup(self, project_id: int, options: TopupOptions) -> dict[str, Any]:
+        try:
+            return run_topup(self._settings, self._client, project_id, options)
+        except CompanionError as exc:
+            log.warning("project %d: top-up failed: %s", project_id, exc)
+            return {"project_id": project_id, "imported": 0, "error": str(exc)}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ls_companion.sync.watermark import advance, format_time, list_since, parse_time
+from ls_companion.records import format_filter_time
+from ls_companion.sync.state import advance, list_since, parse_time
 
 
 def test_times_round_trip_in_the_format_label_studio_filters_accept() -> None:
     value = "2026-11-28T04:50:24.791477Z"
-    assert format_time(parse_time(value)) == value
-    assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
+    assert format_filter_time(parse_time(value)) == value
+    assert format_filter_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
 
 
 def test_listing_starts_an_overlap_before_the_watermark() -> None:
