@@ -56,6 +56,7 @@ def test_controls_from_every_shipped_config() -> None:
         "multilabel_classification": [("label", "choices", True)],
         "ner": [("labels", "labels", False)],
         "object_detection": [("bbox", "rectanglelabels", False)],
+        "ocr": [("bbox", "rectanglelabels", False), ("transcription", "textarea", False)],
         "segmentation": [("polygon", "polygonlabels", False)],
         "sentiment": [("label", "choices", False)],
         "text_classification": [("label", "choices", False)],
