@@ -152,3 +152,19 @@ def test_selected_text_model_is_calibrated_on_held_apart_sms_spam() -> None:
     assert (proba.argmax(axis=1) == truth).mean() >= 0.97
     assert expected_calibration_error(proba, truth) <= 0.05
     assert selection.ece is not None and selection.ece <= 0.05
+
+
+def test_a_calibration_that_costs_macro_f1_is_not_chosen() -> None:
+    """Weak signal, 60/40: Platt has the lowest log-loss but predicts the majority class for nearly all."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from ls_companion.modelselect import _calibrate, _macro_f1
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.4).astype(np.int64)
+    p1 = np.clip(0.5 + 0.01 * (2 * y - 1) + rng.normal(0, 0.05, 300), 0.01, 0.99)
+    oof = np.column_stack([1 - p1, p1])
+    calibrator, rows, losses = _calibrate(oof, y, StratifiedKFold(5, shuffle=True, random_state=0))
+    assert losses["platt"] == min(losses.values())
+    assert _macro_f1(fit_calibrator("platt", oof, y)(oof), y) < _macro_f1(oof, y) - 0.05
+    assert calibrator.method == "temperature" and _macro_f1(rows, y) == _macro_f1(oof, y)
