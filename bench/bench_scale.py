@@ -190,9 +190,10 @@ def bench_database(database: str, n_tasks: int) -> None:
         postgres = Postgres(f"scale_bench_{secrets.token_hex(4)}") if database == "postgresql" else None
         if postgres is not None:
             postgres.create()
-        server = start_label_studio(root / "ls", token=secrets.token_hex(20), postgres=postgres)
+        server = None
         backend = None
         try:
+            server = start_label_studio(root / "ls", token=secrets.token_hex(20), postgres=postgres)
             client = LabelStudioClient(server.url, server.token, timeout=300)
             tag = secrets.token_hex(3)
             users = [
@@ -218,7 +219,8 @@ def bench_database(database: str, n_tasks: int) -> None:
         finally:
             if backend is not None:
                 backend.stop()
-            server.stop()
+            if server is not None:
+                server.stop()
             if postgres is not None:
                 postgres.drop()
 

@@ -23,6 +23,8 @@ import httpx
 from ls_companion.errors import CompanionError, InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Label Studio's feature flag (an environment variable of that name) for its batched predictions import.
+PREDICTIONS_IMPORT_FLAG = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
 #: Where ``make install-ls`` puts Label Studio: the repository's ``.venv-ls``.
 DEFAULT_LS_BIN = REPO_ROOT / ".venv-ls" / "bin" / "label-studio"
 
@@ -122,6 +124,9 @@ def label_studio_env(
             "FRONTEND_SENTRY_DSN": "",
             "COLLECT_ANALYTICS": "false",
             "LATEST_VERSION_CHECK": "false",
+            # Off by default in 1.23.2: without it every predictions import recounts every task of the
+            # project (10,000 tasks: ~50 s per request on a busy machine, whatever its size).
+            PREDICTIONS_IMPORT_FLAG: "true",
         }
     )
     return env
