@@ -29,18 +29,18 @@ def guidelines_review(
     from ls_companion.files import write_bytes_atomic
     from ls_companion.quality.engine import compute_project_quality, label_confusion
     from ls_companion.report.digest import guidelines_digest, snippet
-    from ls_companion.report.gather import collect
+    from ls_companion.report.gather import collect, stored_label_issues
 
     cli = cli_context(ctx)
     with err_console.status(f"reading project {project}…"):
         inputs = collect(cli.client, cli.settings, project, with_models=False)
     data = inputs.data
-    issues = None
+    issues = dict(stored_label_issues(inputs.metas))  # what the sync flagged, else what we compute
     if with_issues:
         from ls_companion.cli.label_issues import find_issues, project_items
 
         flagged = find_issues(*project_items(cli.client, project, text_column), "task_id", project)["issues"]
-        issues = {i["task_id"]: {"score": i["score"], "suggested": i["suggested"]} for i in flagged}
+        issues.update({i["task_id"]: {"score": i["score"], "suggested": i["suggested"]} for i in flagged})
     found = label_confusion(compute_project_quality(data.table, data.controls, inputs.gold), issues)
     shown = {
         ex["task_id"] for block in found.values() for p in block["pairs"][:pairs] for ex in p["examples"]

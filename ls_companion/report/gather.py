@@ -33,6 +33,7 @@ from ls_companion.quality.engine import (
     QualityReport,
     compute_project_quality,
     consensus_methods,
+    label_confusion,
 )
 from ls_companion.quality.records import TEXTAREA, Box, Polygon, Span, answered, controls_from_config
 from ls_companion.records import Task
@@ -248,8 +249,22 @@ def build_report(
         "active_learning": active_learning(inputs.metas, data.table, gold_ids),
         "guidelines": versions.by_version(quality, inputs.guidelines, options.drift_alpha),
     }
+    issues = stored_label_issues(inputs.metas)
+    if issues:  # the engine's confusion has no label issues: show the examples the sync flagged
+        payload["confusion"] = label_confusion(quality, issues)
     result: dict[str, Any] = plain(payload)
     return result
+
+
+def stored_label_issues(metas: Mapping[int, Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+    """The flagged ``quality.label_issue`` the sync wrote into tasks' meta (``quality.label_issues``)."""
+    found = {}
+    for task_id, meta in metas.items():
+        quality = meta.get("quality")
+        issue = quality.get("label_issue") if isinstance(quality, Mapping) else None
+        if isinstance(issue, Mapping) and issue.get("flagged"):
+            found[task_id] = issue
+    return found
 
 
 def pair_agreement(quality: QualityReport) -> dict[str, list[dict[str, Any]]]:

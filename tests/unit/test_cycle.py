@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from ls_companion.gate import GateSpec, evaluate
 from ls_companion.quality.engine import compute_project_quality
 from ls_companion.quality.records import CHOICES, COLUMNS, ScoredControl
 from ls_companion.quality.versions import UNVERSIONED, by_version, version_at
+from ls_companion.report.gather import stored_label_issues
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -114,3 +116,14 @@ def test_gate_spec_keys_are_checked() -> None:
         parse_spec({"title": "abc", "label_config": "x", "gate": {"gold_share_max": 2}})
     with pytest.raises(SpecError, match="gate: Value error, pilot_min_tasks is above"):
         parse_spec({"title": "abc", "label_config": "x", "gate": {"pilot_min_tasks": 300}})
+
+
+def test_stored_label_issues_are_the_flagged_ones_the_sync_wrote() -> None:
+    flagged = {"score": 0.9, "suggested": "b", "flagged": True, "model_version": "v3"}
+    metas: dict[int, dict[str, Any]] = {
+        1: {"quality": {"label_issue": flagged}},
+        2: {"quality": {"label_issue": {**flagged, "flagged": False}}},
+        3: {"quality": {"agreement": 1.0}},
+        4: {},
+    }
+    assert stored_label_issues(metas) == {1: flagged}
