@@ -35,7 +35,7 @@ def guidelines_review(
     with err_console.status(f"reading project {project}…"):
         inputs = collect(cli.client, cli.settings, project, with_models=False)
     data = inputs.data
-    issues = dict(stored_label_issues(inputs.metas))  # what the sync flagged, else what we compute
+    issues = dict(stored_label_issues(inputs.metas))  # what the sync flagged; --label-issues recomputes
     if with_issues:
         from ls_companion.cli.label_issues import find_issues, project_items
 
