@@ -26,6 +26,7 @@ from ls_companion.projectdata import gold_store_path
 from ls_companion.quality import adapter, escalation
 from ls_companion.quality.engine import compute_project_quality
 from ls_companion.settings import Settings
+from tests.conftest import SHARED_DATASETS
 from tests.integration.helpers import CHOICES_CONFIG, choice
 
 pytestmark = pytest.mark.integration
@@ -332,3 +333,24 @@ def test_invited_users_take_every_task_once_from_the_stream_with_overlap_set_thr
     assert summary["percent_agreement"] == pytest.approx(5 / 9, abs=1e-4)
     assert summary["fleiss_kappa"] == pytest.approx(fleiss_kappa(counts), abs=1e-4)
     assert report.annotators["annotator"].nunique() == 3
+
+
+def test_label_issues_of_a_project_put_the_label_made_wrong_on_purpose_first(
+    ls_client: LabelStudioClient,
+    label_studio: LabelStudioProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    frame = pd.read_csv(SHARED_DATASETS / "sms_spam" / "sms_spam.csv", keep_default_na=False)
+    sample = pd.concat([frame[frame["label"] == "spam"].head(80), frame[frame["label"] == "ham"].head(160)])
+    project = ls_client.create_project(title="quality label issues", label_config=CHOICES_CONFIG)
+    tasks = ls_client.import_tasks(project.id, [{"data": {"text": t}} for t in sample["text"]])
+    wrong = tasks[11]  # an obvious spam message ("Congrats! ... call 0906... now!"), labelled ham on purpose
+    for task_id, label in zip(tasks, sample["label"], strict=True):
+        ls_client.create_annotation(task_id, choice("ham" if task_id == wrong else label))
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+    assert main(["label-issues", "--project", str(project.id), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["n_items"] == 240 and payload["issues"][0]["task_id"] == wrong
+    assert payload["issues"][0]["suggested"] == "spam" and payload["issues"][0]["score"] > 0.5
