@@ -129,7 +129,7 @@ def agreement_stats(rows: pd.DataFrame, spec: ScoredControl) -> dict[str, Any]:
     pairs = agreement.annotation_pairs(rows, spec)
     tasks = agreement.task_agreement(rows, pairs)
     agreement.annotator_agreement(pairs)
-    return agreement.project_agreement(rows, pairs, tasks, spec)
+    return agreement.project_agreement(rows, pairs, tasks, spec, agreement.pair_table(pairs, spec))
 
 
 def bench_choices(n_tasks: int = 100_000) -> None:

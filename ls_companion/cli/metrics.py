@@ -182,9 +182,7 @@ def metrics(
     if escalate:
         if data.project_id is None:
             raise InputError("--escalate needs a project id as SOURCE")
-        plan = escalation.plan_escalation(
-            report.tasks, data.overlaps, threshold=low_agreement, max_overlap=max_overlap
-        )
+        plan = escalation.plan_escalation(report.tasks, data.overlaps, max_overlap=max_overlap)
         applied = escalation.apply_escalation(cli_context(ctx).client, plan)
         payload["escalation"] = {"tasks": [{"task_id": t, "overlap": o} for t, o in plan], "applied": applied}
     emit(payload, as_json, lambda console: _render(payload, console))

@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from ls_companion.quality.records import NUMBER, POLYGONS, RATING, RECTANGLES, ScoredControl
+from ls_companion.quality.records import NUMBER, POLYGONS, RATING, RECTANGLES, ScoredControl, jsonable
 from ls_companion.quality.similarity import similarities
 
 IntArray = NDArray[np.int64]
@@ -34,6 +34,9 @@ INTERPRETATION = ((0.2, "Poor"), (0.4, "Fair"), (0.6, "Moderate"), (0.8, "Good")
 EXACT_PAIRS = 200_000
 SAMPLE_PAIRS = 20_000
 SLOW_PAIRS = 2_000
+#: Cohen's kappa of an annotator pair needs this many shared tasks.
+MIN_SHARED_FOR_KAPPA = 10
+PAIR_TABLE_COLUMNS = ["annotator_a", "annotator_b", "n_tasks", "agreement", "cohen_kappa"]
 
 
 def interpret(value: float | None) -> str | None:
@@ -141,15 +144,23 @@ def fleiss_kappa(rows: pd.DataFrame) -> tuple[float, int]:
     return kappa, int(used.shape[0])
 
 
-def cohen_kappa_pairs(pairs: pd.DataFrame, min_shared: int = 10) -> pd.DataFrame:
+def _oriented(pairs: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` with every pair's annotators in one order (a before b as text), values swapped along."""
+    swap = pairs["annotator_a"].astype(str).to_numpy() > pairs["annotator_b"].astype(str).to_numpy()
+    out = pairs.copy()
+    for left, right in (("annotator_a", "annotator_b"), ("value_a", "value_b")):
+        a, b = pairs[left].to_numpy(object), pairs[right].to_numpy(object)
+        out[left], out[right] = np.where(swap, b, a), np.where(swap, a, b)
+    return out
+
+
+def cohen_kappa_pairs(pairs: pd.DataFrame, min_shared: int = MIN_SHARED_FOR_KAPPA) -> pd.DataFrame:
     """Cohen's kappa of every annotator pair sharing at least ``min_shared`` tasks (single choices)."""
     if pairs.empty:
         return pd.DataFrame(columns=["annotator_a", "annotator_b", "n", "observed", "kappa"])
-    swap = pairs["annotator_a"].astype(str).to_numpy() > pairs["annotator_b"].astype(str).to_numpy()
-    a = np.where(swap, pairs["annotator_b"].to_numpy(object), pairs["annotator_a"].to_numpy(object))
-    b = np.where(swap, pairs["annotator_a"].to_numpy(object), pairs["annotator_b"].to_numpy(object))
-    va = np.where(swap, pairs["value_b"].to_numpy(object), pairs["value_a"].to_numpy(object))
-    vb = np.where(swap, pairs["value_a"].to_numpy(object), pairs["value_b"].to_numpy(object))
+    oriented = _oriented(pairs)
+    a, b = oriented["annotator_a"].to_numpy(object), oriented["annotator_b"].to_numpy(object)
+    va, vb = oriented["value_a"].to_numpy(object), oriented["value_b"].to_numpy(object)
     codes, _ = pd.factorize(pd.Series(np.concatenate([va, vb]), dtype=object))
     frame = pd.DataFrame({"annotator_a": a, "annotator_b": b, "ca": codes[: len(va)], "cb": codes[len(va) :]})
     frame["pair"] = pd.factorize(pd.Series(list(zip(a, b, strict=True)), dtype=object))[0]
@@ -178,6 +189,23 @@ def cohen_kappa_pairs(pairs: pd.DataFrame, min_shared: int = 10) -> pd.DataFrame
             "kappa": kappa.where(expected < 1.0),
         }
     ).reset_index(drop=True)
+
+
+def pair_table(pairs: pd.DataFrame, spec: ScoredControl) -> pd.DataFrame:
+    """Per annotator pair (in one order): shared tasks, mean similarity and, for categorical controls,
+    Cohen's kappa (NaN under ``MIN_SHARED_FOR_KAPPA`` shared tasks). Computed once per control; the
+    project's mean kappa and the report's pair plot both read it."""
+    if pairs.empty:
+        return pd.DataFrame(columns=PAIR_TABLE_COLUMNS)
+    oriented = _oriented(pairs)
+    grouped = oriented.groupby(["annotator_a", "annotator_b"], sort=True)["similarity"]
+    stats = grouped.agg(n_tasks="size", agreement="mean").reset_index()
+    if not spec.categorical:
+        return stats.assign(cohen_kappa=math.nan)
+    kappas = cohen_kappa_pairs(oriented)[["annotator_a", "annotator_b", "kappa"]]
+    return stats.merge(
+        kappas.rename(columns={"kappa": "cohen_kappa"}), on=["annotator_a", "annotator_b"], how="left"
+    )
 
 
 def alpha_nominal(rows: pd.DataFrame) -> float:
@@ -263,14 +291,11 @@ def _pair_budget(spec: ScoredControl, rows: pd.DataFrame) -> int:
     return SAMPLE_PAIRS
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
 def project_agreement(
-    rows: pd.DataFrame, pairs: pd.DataFrame, tasks: pd.DataFrame, spec: ScoredControl
+    rows: pd.DataFrame, pairs: pd.DataFrame, tasks: pd.DataFrame, spec: ScoredControl, by_pair: pd.DataFrame
 ) -> dict[str, Any]:
-    """The project-level agreement statistics of one control, JSON-able (NaN → None)."""
+    """The project-level agreement statistics of one control, JSON-able (NaN → None); ``by_pair`` is
+    its ``pair_table``."""
     multi = tasks[tasks["n_annotators"] >= 2]
     mean_agreement = float(multi["agreement"].mean()) if not multi.empty else math.nan
     summary: dict[str, Any] = {
@@ -280,21 +305,21 @@ def project_agreement(
         "n_tasks_overlapping": len(multi),
         "n_annotations": len(rows),
         "n_annotators": int(rows["annotator"].nunique()),
-        "mean_agreement": _finite(mean_agreement),
-        "unanimous_share": _finite(
+        "mean_agreement": jsonable(mean_agreement),
+        "unanimous_share": jsonable(
             float((multi["agreement"] >= 1.0 - 1e-12).mean()) if not multi.empty else math.nan
         ),
     }
     if spec.categorical:
         kappa, used = fleiss_kappa(rows)
-        cohen = cohen_kappa_pairs(pairs)
+        cohen = by_pair[by_pair["n_tasks"] >= MIN_SHARED_FOR_KAPPA]
         summary.update(
             {
                 "percent_agreement": summary["mean_agreement"],
-                "fleiss_kappa": _finite(kappa),
-                "fleiss_interpretation": interpret(_finite(kappa)),
+                "fleiss_kappa": jsonable(kappa),
+                "fleiss_interpretation": interpret(jsonable(kappa)),
                 "fleiss_tasks": used,
-                "cohen_kappa_mean": _finite(float(cohen["kappa"].mean())) if not cohen.empty else None,
+                "cohen_kappa_mean": jsonable(float(cohen["cohen_kappa"].mean())) if not cohen.empty else None,
                 "cohen_kappa_pairs": len(cohen),
             }
         )
@@ -309,9 +334,9 @@ def project_agreement(
         level = "1 - similarity"
     summary.update(
         {
-            "krippendorff_alpha": _finite(alpha),
+            "krippendorff_alpha": jsonable(alpha),
             "alpha_level": level,
-            "alpha_interpretation": interpret(_finite(alpha)),
+            "alpha_interpretation": interpret(jsonable(alpha)),
         }
     )
     return summary

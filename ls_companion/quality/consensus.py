@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from ls_companion.errors import InputError
-from ls_companion.quality.records import ScoredControl
+from ls_companion.quality.records import ScoredControl, jsonable
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -330,7 +330,7 @@ class Consensus:
             "control": self.control,
             "methods": {
                 name: {
-                    "gold_accuracy": _rounded(o.gold_accuracy),
+                    "gold_accuracy": jsonable(o.gold_accuracy, 4),
                     "n_gold": o.n_gold,
                     "seconds": round(o.seconds, 3),
                     **({"skipped": o.skipped} if o.skipped else {}),
@@ -338,12 +338,8 @@ class Consensus:
                 for name, o in self.methods.items()
             },
             "chosen": self.chosen,
-            "chosen_gold_accuracy": _rounded(self.chosen_gold_accuracy),
+            "chosen_gold_accuracy": jsonable(self.chosen_gold_accuracy, 4),
         }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(value, 4)
 
 
 def gold_accuracy(labels: pd.DataFrame, gold: pd.Series) -> tuple[float | None, int]:

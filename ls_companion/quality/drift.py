@@ -26,6 +26,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, chi2_contingency, fisher_exact, norm
 from statsmodels.stats.proportion import proportions_ztest
 
+from ls_companion.quality.records import jsonable
+
 Direction = Literal["down", "up"]
 SERIES_COLUMNS = ["metric", "scope", "annotator", "control", "window", "start", "end", "n", "value"]
 #: Windows grow so that at most this many are scanned (and Bonferroni-corrected for) per scope.
@@ -59,9 +61,7 @@ class Alert:
             "annotator": self.annotator,
             "control": self.control,
             "since": self.since.isoformat() if not pd.isna(self.since) else None,
-            "baseline": round(self.baseline, 4),
-            "current": round(self.current, 4),
-            "change": round(self.change, 4),
+            **jsonable({"baseline": self.baseline, "current": self.current, "change": self.change}, 4),
             "p_value": float(f"{self.p_value:.3g}"),
             "test": self.test,
             "n_baseline": self.n_baseline,

@@ -8,12 +8,10 @@ the sync worker writes under ``meta["ls_companion"]["quality"]`` and ``to_dict()
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ls_companion.errors import InputError
@@ -35,6 +33,8 @@ from ls_companion.quality.similarity import similarities
 META_VERSION = 1
 AGREEMENT_DECIMALS = 3
 CONFIDENCE_DECIMALS = 2
+#: Decimals of the numbers of ``to_dict`` (``metrics --json``, report.json).
+DECIMALS = 4
 #: Kinds whose consensus value is small enough to write into task meta (regions and texts are not).
 _SMALL_VALUE_KINDS = (CHOICES, RATING, NUMBER, TAXONOMY)
 
@@ -45,8 +45,9 @@ class QualityOptions:
 
     low_agreement: float = 0.6
     #: GLAD and MACE need seconds even on a few tasks (about 7 s each on 15 labels, 60 s and 15 s on
-    #: 25,000): the default suits a sync every few minutes; ``metrics`` runs all four.
-    methods: tuple[str, ...] = consensus.FAST_METHODS
+    #: 25,000): the default suits a sync every few minutes; ``metrics`` runs all four. None: all four
+    #: when gold can choose among them, else the fast two (``consensus_methods``; the sync, the report).
+    methods: tuple[str, ...] | None = consensus.FAST_METHODS
     min_gold_to_choose: int = 10
     slow_methods_max_labels: int = consensus.SLOW_METHODS_MAX_LABELS
     gold_confidence: float = 0.95
@@ -80,6 +81,7 @@ class ControlQuality:
     scored: pd.DataFrame
     qualification: list[gold.Qualification]
     to_consensus: pd.Series  # similarity of each answer (row index) with its task's consensus
+    by_pair: pd.DataFrame  # agreement.pair_table: shared tasks, mean similarity, Cohen's kappa
     per_class: pd.DataFrame | None = None
 
 
@@ -88,7 +90,9 @@ class QualityReport:
     controls: dict[str, ControlQuality]
     tasks: pd.DataFrame  # one row per task: task_id, n_annotators, agreement, low_agreement, n_submitted
     annotators: pd.DataFrame  # performance + the primary control's agreement and gold numbers
-    options: QualityOptions
+    options: QualityOptions  # ``methods`` as run (never None)
+    #: Every gold answer the numbers used (given and ground truth), ``task_id, control, value``.
+    gold: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=gold.GOLD_COLUMNS))
     n_annotations: int = 0
     n_cancelled: int = 0
     drift_series: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=drift.SERIES_COLUMNS))
@@ -151,7 +155,7 @@ def control_quality(
             spec,
             rows,
             gold_answers if not gold_answers.empty else None,
-            methods=options.methods,
+            methods=options.methods or consensus.FAST_METHODS,
             min_gold=options.min_gold_to_choose,
             slow_max_labels=options.slow_methods_max_labels,
         )
@@ -181,9 +185,21 @@ def control_quality(
         confidence=options.qualification_confidence,
     )
     per_class = gold.per_class(scored) if spec.categorical and not scored.empty else None
-    summary = agreement.project_agreement(rows, pairs, tasks, spec)
+    by_pair = agreement.pair_table(pairs, spec)
+    summary = agreement.project_agreement(rows, pairs, tasks, spec, by_pair)
     return ControlQuality(
-        spec, rows, pairs, tasks, summary, found, annotators, scored, qualification, to_consensus, per_class
+        spec,
+        rows,
+        pairs,
+        tasks,
+        summary,
+        found,
+        annotators,
+        scored,
+        qualification,
+        to_consensus,
+        by_pair,
+        per_class,
     )
 
 
@@ -268,16 +284,13 @@ def _drift(
     return series, alerts
 
 
-def consensus_methods(table: pd.DataFrame, gold_answers: pd.DataFrame | None) -> tuple[str, ...]:
-    """All four methods when gold can choose among them, else the fast two (the report and the sync).
+def consensus_methods(known_gold: pd.DataFrame, min_gold_to_choose: int) -> tuple[str, ...]:
+    """All four methods when gold can choose among them, else the fast two (``methods=None``).
 
     Without enough gold the engine picks Dawid-Skene whatever GLAD and MACE say, and those two cost
     seconds to a minute each (crowd-kit's EM).
     """
-    known = gold.combine_gold(gold_answers, gold.gold_from_table(table))
-    enough = (
-        not known.empty and int(known.groupby("control").size().max()) >= QualityOptions().min_gold_to_choose
-    )
+    enough = not known_gold.empty and int(known_gold.groupby("control").size().max()) >= min_gold_to_choose
     return consensus.METHODS if enough else consensus.FAST_METHODS
 
 
@@ -302,6 +315,8 @@ def compute_project_quality(
         gold_answers if gold_answers is not None else pd.DataFrame(columns=gold.GOLD_COLUMNS),
         gold.gold_from_table(table),
     )
+    if options.methods is None:
+        options = replace(options, methods=consensus_methods(all_gold, options.min_gold_to_choose))
     answers = crowd(table)
     results: dict[str, ControlQuality] = {}
     for name, spec in controls.items():
@@ -318,6 +333,7 @@ def compute_project_quality(
         tasks=tasks,
         annotators=_annotator_table(table, primary, options),
         options=options,
+        gold=all_gold,
         n_annotations=int(answers["annotation_id"].nunique()),
         n_cancelled=int(table.drop_duplicates("annotation_id")["was_cancelled"].sum()),
     )
@@ -329,12 +345,6 @@ def compute_project_quality(
 # -- output -----------------------------------------------------------------------------------------------------------
 
 
-def _round(value: Any, decimals: int) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return round(float(value), decimals)
-
-
 def _annotation_id(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
@@ -344,7 +354,7 @@ def _control_meta_rows(cq: ControlQuality, options: QualityOptions) -> dict[Any,
     out: dict[Any, dict[str, Any]] = {}
     small = cq.spec.kind in _SMALL_VALUE_KINDS
     for row in cq.tasks.itertuples(index=False):
-        agreement_value = _round(row.agreement, AGREEMENT_DECIMALS)
+        agreement_value = jsonable(row.agreement, AGREEMENT_DECIMALS)
         gold_correct = (
             None if row.gold_correct is None or not options.gold_in_meta else bool(row.gold_correct)
         )
@@ -354,7 +364,7 @@ def _control_meta_rows(cq: ControlQuality, options: QualityOptions) -> dict[Any,
             "low_agreement": bool(agreement_value is not None and row.agreement < options.low_agreement),
             "consensus": jsonable(row.consensus) if small else None,
             "consensus_annotation": _annotation_id(getattr(row, "annotation_id", None)),
-            "consensus_confidence": _round(row.confidence, CONFIDENCE_DECIMALS),
+            "consensus_confidence": jsonable(row.confidence, CONFIDENCE_DECIMALS),
             "method": cq.consensus.chosen,
             "gold_correct": gold_correct,
         }
@@ -366,7 +376,7 @@ def _task_meta(row: Any, controls: dict[str, dict[str, Any]]) -> dict[str, Any]:
     meta = {
         "v": META_VERSION,
         **primary,
-        "agreement": _round(row.agreement, AGREEMENT_DECIMALS),
+        "agreement": jsonable(row.agreement, AGREEMENT_DECIMALS),
         "n_annotators": int(row.n_annotators),
         "low_agreement": bool(row.low_agreement),
     }
@@ -375,16 +385,8 @@ def _task_meta(row: Any, controls: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return meta
 
 
-def _records(frame: pd.DataFrame, decimals: int = 4) -> list[dict[str, Any]]:
-    out = []
-    for record in frame.to_dict(orient="records"):
-        out.append(
-            {
-                k: (_round(v, decimals) if isinstance(v, float | np.floating) else jsonable(v))
-                for k, v in record.items()
-            }
-        )
-    return out
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [jsonable(record, DECIMALS) for record in frame.to_dict(orient="records")]
 
 
 def _report_dict(report: QualityReport) -> dict[str, Any]:
@@ -400,12 +402,15 @@ def _report_dict(report: QualityReport) -> dict[str, Any]:
             "n_cancelled": report.n_cancelled,
             "n_annotators": int(report.annotators["annotator"].nunique()),
             "controls": {name: cq.spec.kind for name, cq in report.controls.items()},
-            "mean_agreement": _round(tasks.loc[tasks["n_annotators"] >= 2, "agreement"].mean(), 4),
+            "mean_agreement": jsonable(tasks.loc[tasks["n_annotators"] >= 2, "agreement"].mean(), DECIMALS),
             "low_agreement_threshold": report.options.low_agreement,
             "low_agreement_tasks": int(tasks["low_agreement"].sum()),
             "gold_tasks": gold_tasks,
         },
-        "agreement": {**(_clean(primary.agreement) if primary else {}), "by_control": _clean(by_control)},
+        "agreement": {
+            **(jsonable(primary.agreement, DECIMALS) if primary else {}),
+            "by_control": jsonable(by_control, DECIMALS),
+        },
         "annotators": _records(report.annotators),
         "consensus": {
             **(consensus_by_control[primary.spec.name] if primary else {}),
@@ -447,11 +452,3 @@ def label_confusion(
         for name, cq in report.controls.items()
         if cq.spec.categorical and not cq.pairs.empty
     }
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, float):
-        return _round(value, 4)
-    return value

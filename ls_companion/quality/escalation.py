@@ -16,7 +16,6 @@ from typing import Protocol
 
 import pandas as pd
 
-DEFAULT_THRESHOLD = 0.6
 DEFAULT_MAX_OVERLAP = 5
 
 
@@ -28,23 +27,19 @@ def plan_escalation(
     tasks: pd.DataFrame,
     overlaps: Mapping[int, int],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
     max_overlap: int = DEFAULT_MAX_OVERLAP,
 ) -> list[tuple[int, int]]:
-    """``(task_id, new_overlap)`` for every task whose agreement is below ``threshold``.
+    """``(task_id, new_overlap)`` for every task the engine flagged ``low_agreement``.
 
-    ``tasks`` has one row per task (e.g. ``QualityReport.tasks``) with ``task_id``, ``agreement`` and
-    ``n_annotators``; a ``low_agreement`` column, when present, replaces the comparison with
-    ``threshold`` (it flags a task whose any control is low). ``overlaps`` is each task's current
+    ``tasks`` has one row per task (``QualityReport.tasks``) with ``task_id``, ``n_annotators`` and
+    ``low_agreement`` (any control below the engine's ``low_agreement`` threshold, the one the task's
+    meta shows: the planner applies no threshold of its own). ``overlaps`` is each task's current
     overlap. A task gets one more than the annotators LS counts against its overlap (``n_submitted``
     when present, since ground-truth submitters count too; else ``n_annotators``), only when that
     overlap is already reached (so a rerun before the extra annotation arrives plans nothing), and
     never above ``max_overlap``.
     """
-    is_low = (
-        tasks["low_agreement"].astype(bool) if "low_agreement" in tasks else tasks["agreement"] < threshold
-    )
-    low = tasks[(tasks["n_annotators"] >= 2) & is_low]
+    low = tasks[(tasks["n_annotators"] >= 2) & tasks["low_agreement"].astype(bool)]
     counts = low["n_submitted"] if "n_submitted" in low else low["n_annotators"]
     plan = []
     for task_id, n in zip(low["task_id"].to_numpy(), counts.to_numpy(), strict=True):

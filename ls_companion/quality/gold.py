@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 from statsmodels.stats.proportion import proportion_confint
@@ -31,7 +30,7 @@ from ls_companion.quality.records import (
     jsonable,
     normalize_answer,
 )
-from ls_companion.quality.similarity import similarity
+from ls_companion.quality.similarity import similarities
 from ls_companion.sources import read_rows
 
 GOLD_COLUMNS = ["task_id", "control", "value"]
@@ -147,9 +146,8 @@ def score_answers(rows: pd.DataFrame, gold: pd.Series, spec: ScoredControl) -> p
     """Answers to gold tasks with ``gold``, ``similarity`` and ``correct`` (similarity ≥ ``CORRECT_AT``)."""
     scored = rows[rows["task_id"].isin(gold.index)].copy()
     scored["gold"] = scored["task_id"].map(gold).astype(object)
-    pairs = zip(scored["value"].to_numpy(object), scored["gold"].to_numpy(object), strict=True)
-    scored["similarity"] = np.fromiter(
-        (similarity(spec, a, g) for a, g in pairs), dtype=float, count=len(scored)
+    scored["similarity"] = similarities(
+        spec, scored["value"].to_numpy(object), scored["gold"].to_numpy(object)
     )
     scored["correct"] = scored["similarity"] >= CORRECT_AT.get(spec.kind, 1.0) - 1e-12
     return scored
@@ -210,8 +208,8 @@ class Qualification:
             "status": self.status,
             "n": self.n,
             "correct": self.correct,
-            "accuracy": None if self.accuracy is None else round(self.accuracy, 4),
-            "ci": [round(self.ci_low, 4), round(self.ci_high, 4)],
+            "accuracy": jsonable(self.accuracy, 4),
+            "ci": jsonable([self.ci_low, self.ci_high], 4),
             "errors": self.errors,
         }
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -449,14 +451,28 @@ def crowd(table: pd.DataFrame) -> pd.DataFrame:
     return rows[~rows["ground_truth"].to_numpy(dtype=bool)]
 
 
-def jsonable(value: Any) -> Any:
-    """A canonical value as plain JSON (regions as objects, tuples as lists, NaN as None)."""
+def jsonable(value: Any, decimals: int | None = None) -> Any:
+    """``value`` as plain JSON: the one conversion every number takes on its way out (task meta,
+    ``metrics --json``, report.json).
+
+    Regions become objects, tuples/lists/sets lists, mappings get text keys, numpy scalars are
+    unwrapped, NaN and infinities become None, floats are rounded to ``decimals`` when given, times
+    become ISO text and paths text.
+    """
     if isinstance(value, Span | Box | Polygon):
-        return {k: jsonable(v) for k, v in value._asdict().items()}
-    if isinstance(value, tuple | list):
-        return [jsonable(v) for v in value]
+        return {k: jsonable(v, decimals) for k, v in value._asdict().items()}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, decimals) for k, v in value.items()}
+    if isinstance(value, tuple | list | set | frozenset):
+        return [jsonable(v, decimals) for v in value]
+    if isinstance(value, np.generic):
+        return jsonable(value.item(), decimals)
     if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return jsonable(value.item())
+        if not math.isfinite(value):
+            return None
+        return value if decimals is None else round(value, decimals)
+    if isinstance(value, datetime):  # pandas' Timestamp too
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
     return value

@@ -397,10 +397,19 @@ def _objects(values: Sequence[Any] | NDArray[Any]) -> NDArray[Any]:
 def similarities(
     spec: ScoredControl, a: Sequence[Any] | NDArray[Any], b: Sequence[Any] | NDArray[Any]
 ) -> FloatArray:
-    """``similarity`` over aligned sequences of answers; vectorized for categorical answers, numbers, boxes."""
+    """``similarity`` over aligned sequences of answers; vectorized for categorical answers, numbers, boxes.
+
+    The one similarity every number uses (agreement, consensus, gold scores, drift): the scalar
+    ``similarity`` is its definition, and this equals it on every kind.
+    """
     left, right = _objects(a), _objects(b)
     if spec.categorical and spec.kind == CHOICES:
         same: FloatArray = (left == right).astype(float)
+        # A single-choice answer holding several choices (possible through the API) is a set: Jaccard.
+        for i in np.flatnonzero(
+            [isinstance(x, tuple) or isinstance(y, tuple) for x, y in zip(left, right, strict=True)]
+        ):
+            same[i] = choices_similarity(left[i], right[i])
         return same
     if spec.kind in (RATING, NUMBER):
         diff = np.abs(left.astype(float) - right.astype(float))

@@ -26,16 +26,24 @@ from ls_companion.bootstrap.guidelines import History, read_history
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
 from ls_companion.projectdata import project_dir
-from ls_companion.quality import adapter, agreement, gold, versions
+from ls_companion.quality import adapter, versions
 from ls_companion.quality.adapter import ProjectData
 from ls_companion.quality.engine import (
+    DECIMALS,
     QualityOptions,
     QualityReport,
     compute_project_quality,
-    consensus_methods,
     label_confusion,
 )
-from ls_companion.quality.records import TEXTAREA, Box, Polygon, Span, answered, controls_from_config
+from ls_companion.quality.records import (
+    TEXTAREA,
+    Box,
+    Polygon,
+    Span,
+    answered,
+    controls_from_config,
+    jsonable,
+)
 from ls_companion.records import Task
 from ls_companion.settings import Settings
 
@@ -44,7 +52,6 @@ NO_BACKEND = "no ML backend: set ML_BACKEND_URL or connect one to the project in
 #: The label distribution keeps the most frequent labels; the rest are summed as ``OTHER``.
 MAX_LABELS = 20
 OTHER = "(other)"
-_DECIMALS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,31 +235,29 @@ def build_report(
 ) -> dict[str, Any]:
     """The report's numbers: the engine's ``to_dict()`` keys unchanged, plus the report's own sections."""
     data = inputs.data
-    chosen = tuple(methods) if methods else consensus_methods(data.table, inputs.gold)
-    options = QualityOptions(low_agreement=low_agreement, methods=chosen)
+    options = QualityOptions(low_agreement=low_agreement, methods=tuple(methods) if methods else None)
     quality = compute_project_quality(data.table, data.controls, inputs.gold, data.predictions, options)
     engine = quality.to_dict()
     annotators = [str(row["annotator"]) for row in engine["annotators"]]
-    gold_ids = set(gold.combine_gold(inputs.gold, gold.gold_from_table(data.table))["task_id"].tolist())
     payload = {
         "report_version": REPORT_VERSION,
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         "source": inputs.source,
         "project": dataclasses.asdict(inputs.project),
-        "options": dataclasses.asdict(options),
+        "options": dataclasses.asdict(quality.options),
         "annotator_names": {a: inputs.users.get(a, a) for a in annotators},
         **engine,
         "pair_agreement": pair_agreement(quality),
         "label_distribution": label_distribution(quality),
         "drift_series": drift_series(quality.drift_series),
         "models": dict(inputs.models),
-        "active_learning": active_learning(inputs.metas, data.table, gold_ids),
+        "active_learning": active_learning(inputs.metas, data.table, quality.gold["task_id"].tolist()),
         "guidelines": versions.by_version(quality, inputs.guidelines, options.drift_alpha),
     }
     issues = stored_label_issues(inputs.metas)
     if issues:  # the engine's confusion has no label issues: show the examples the sync flagged
         payload["confusion"] = label_confusion(quality, issues)
-    result: dict[str, Any] = plain(payload)
+    result: dict[str, Any] = jsonable(payload)
     return result
 
 
@@ -269,34 +274,19 @@ def stored_label_issues(metas: Mapping[int, Mapping[str, Any]]) -> dict[int, Map
 
 def pair_agreement(quality: QualityReport) -> dict[str, list[dict[str, Any]]]:
     """Per control, every annotator pair: shared tasks, mean similarity and (categorical) Cohen's kappa."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, cq in quality.controls.items():
-        pairs = cq.pairs
-        if pairs.empty:
-            out[name] = []
-            continue
-        a = pairs["annotator_a"].astype(str).to_numpy(object)
-        b = pairs["annotator_b"].astype(str).to_numpy(object)
-        swap = a > b  # the same orientation as agreement.cohen_kappa_pairs
-        frame = pd.DataFrame(
-            {"a": np.where(swap, b, a), "b": np.where(swap, a, b), "similarity": pairs["similarity"]}
-        )
-        stats = frame.groupby(["a", "b"], sort=True)["similarity"].agg(["size", "mean"])
-        kappas: dict[tuple[str, str], float] = {}
-        if cq.spec.categorical:
-            found = agreement.cohen_kappa_pairs(pairs)
-            kappas = {(str(r.annotator_a), str(r.annotator_b)): r.kappa for r in found.itertuples()}
-        out[name] = [
+    return {
+        name: [
             {
-                "annotator_a": left,
-                "annotator_b": right,
-                "n_tasks": int(row["size"]),
-                "agreement": _round(row["mean"]),
-                "cohen_kappa": _round(kappas.get((left, right))),
+                "annotator_a": str(row.annotator_a),
+                "annotator_b": str(row.annotator_b),
+                "n_tasks": int(row.n_tasks),
+                "agreement": jsonable(row.agreement, DECIMALS),
+                "cohen_kappa": jsonable(row.cohen_kappa, DECIMALS),
             }
-            for (left, right), row in stats.iterrows()
+            for row in cq.by_pair.itertuples(index=False)
         ]
-    return out
+        for name, cq in quality.controls.items()
+    }
 
 
 def labels_of(value: Any) -> list[str]:
@@ -333,9 +323,9 @@ def _label_rows(
         {
             "label": label,
             "answers": a,
-            "answer_share": _round(a / n_answers) if n_answers else None,
+            "answer_share": jsonable(a / n_answers, DECIMALS) if n_answers else None,
             "consensus": c,
-            "consensus_share": _round(c / n_agreed) if n_agreed else None,
+            "consensus_share": jsonable(c / n_agreed, DECIMALS) if n_agreed else None,
         }
         for label, a, c in counts
     ]
@@ -362,10 +352,10 @@ def drift_series(frame: pd.DataFrame) -> list[dict[str, Any]]:
             "annotator": _text(row.annotator),
             "control": _text(row.control),
             "window": int(row.window),
-            "start": _iso(row.start),
-            "end": _iso(row.end),
+            "start": jsonable(row.start),
+            "end": jsonable(row.end),
             "n": int(row.n),
-            "value": _round(row.value),
+            "value": jsonable(row.value, DECIMALS),
         }
         for row in frame.itertuples(index=False)
     ]
@@ -403,35 +393,12 @@ def _round_row(
         "annotated": sum(1 for t in ids if t in done),
         "gold": sum(1 for t in ids if t in gold_set),
         "strategies": dict(sorted(strategies.items())),
-        "mean_uncertainty": _round(sum(uncertainty) / len(uncertainty)) if uncertainty else None,
+        "mean_uncertainty": jsonable(sum(uncertainty) / len(uncertainty), DECIMALS) if uncertainty else None,
         "model_versions": sorted({str(m["model_version"]) for _, m in members if m.get("model_version")}),
     }
 
 
 # -- small conversions -------------------------------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain JSON types: numpy scalars unwrapped, NaN as None, timestamps as ISO strings."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return plain(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, pd.Timestamp | datetime):
-        return _iso(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _round(value: Any) -> float | None:
-    if not _is_number(value):
-        return None
-    return round(float(value), _DECIMALS)
 
 
 def _is_number(value: Any) -> bool:
@@ -449,9 +416,3 @@ def _int(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
-def _iso(value: Any) -> str | None:
-    if value is None or pd.isna(value):
-        return None
-    return str(pd.Timestamp(value).isoformat())

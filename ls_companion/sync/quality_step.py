@@ -59,7 +59,7 @@ def assess(
     escalation: EscalationRule | None = None,
 ) -> QualityOutcome:
     """Score the project from its stored ``tasks``; per-task dicts only for ``wanted`` task ids."""
-    from ls_companion.quality.engine import QualityOptions, compute_project_quality, consensus_methods
+    from ls_companion.quality.engine import QualityOptions, compute_project_quality
     from ls_companion.quality.escalation import plan_escalation
     from ls_companion.quality.records import controls_from_config, tasks_to_table
 
@@ -69,23 +69,19 @@ def assess(
     table = tasks_to_table(tasks, controls)
     if table.empty:
         return QualityOutcome(skipped="no annotations yet")
-    gold_answers = _gold(gold_file, gold_store, controls, tasks)
+    # One threshold for one decision: the tasks flagged low in meta are the ones escalated.
+    options = QualityOptions(methods=None)
+    if escalation is not None:
+        options = QualityOptions(methods=None, low_agreement=escalation.below)
     report = compute_project_quality(
-        table,
-        controls,
-        gold_answers=gold_answers,
-        options=QualityOptions(methods=consensus_methods(table, gold_answers)),
+        table, controls, gold_answers=_gold(gold_file, gold_store, controls, tasks), options=options
     )
     per_task = {int(task_id): meta for task_id, meta in report.task_meta(wanted).items()}
     as_dict = report.to_dict()
     escalations: list[tuple[int, int]] = []
     if escalation is not None and escalation.overlaps:
         candidates = report.tasks[report.tasks["task_id"].isin(list(escalation.overlaps))]
-        # Without the engine's own flag the planner applies ``below``, the sync option.
-        candidates = candidates.drop(columns=["low_agreement"], errors="ignore")
-        escalations = plan_escalation(
-            candidates, escalation.overlaps, threshold=escalation.below, max_overlap=escalation.max_overlap
-        )
+        escalations = plan_escalation(candidates, escalation.overlaps, max_overlap=escalation.max_overlap)
     return QualityOutcome(
         per_task=per_task,
         summary=as_dict["summary"],

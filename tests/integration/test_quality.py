@@ -256,7 +256,7 @@ def test_low_agreement_tasks_go_to_one_more_annotator(
 
     data = adapter.fetch_project(ls_client, annotated.project_id)
     report = compute_project_quality(data.table, data.controls)
-    plan = escalation.plan_escalation(report.tasks, data.overlaps, threshold=0.6)
+    plan = escalation.plan_escalation(report.tasks, data.overlaps)
     assert plan == sorted((t, 4) for t in low)
     assert escalation.apply_escalation(ls_client, plan) == 3
     overlaps = {
@@ -264,9 +264,7 @@ def test_low_agreement_tasks_go_to_one_more_annotator(
     }
     assert overlaps == {t: 4 if t in low else 3 for t in annotated.tasks}
     rerun = adapter.fetch_project(ls_client, annotated.project_id)
-    assert (
-        escalation.plan_escalation(report.tasks, rerun.overlaps, threshold=0.6) == []
-    )  # waiting for the 4th
+    assert escalation.plan_escalation(report.tasks, rerun.overlaps) == []  # waiting for the 4th
 
     assert a1.next_task(annotated.project_id) is None  # a1 labeled every task already
     served: list[int] = []

@@ -29,9 +29,10 @@ from ls_companion.localserver import LabelStudioProcess
 from ls_companion.projectdata import gold_store_path
 from ls_companion.quality import adapter, consensus
 from ls_companion.quality.engine import QualityOptions, compute_project_quality
+from ls_companion.quality.records import jsonable
 from ls_companion.records import User
 from ls_companion.report import PLOTS, write_report
-from ls_companion.report.gather import NO_BACKEND, drift_series, plain
+from ls_companion.report.gather import NO_BACKEND, drift_series
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
@@ -198,7 +199,7 @@ def test_report_command_matches_the_engine_and_the_backend(
     engine = json.loads(json.dumps(quality.to_dict(), default=str))
     for key, value in engine.items():
         assert _without_seconds(report[key]) == _without_seconds(value), key
-    assert report["drift_series"] == plain(drift_series(quality.drift_series))
+    assert report["drift_series"] == jsonable(drift_series(quality.drift_series))
     assert report["summary"]["n_tasks"] == N_TASKS and report["summary"]["n_annotations"] == 3 * N_TASKS
     assert report["project"]["task_number"] == N_TASKS + 5
     assert report["project"]["url"] == f"{label_studio.url}/projects/{project.id}/"

@@ -149,7 +149,7 @@ def test_span_project_agreement_uses_distance_alpha() -> None:
     table = rows({1: {"x": (a,), "y": (a,)}, 2: {"x": (b,), "y": (b,)}, 3: {"x": (a, b), "y": (a,)}})
     pairs = agreement.annotation_pairs(table, spec)
     tasks = agreement.task_agreement(table, pairs)
-    summary = agreement.project_agreement(table, pairs, tasks, spec)
+    summary = agreement.project_agreement(table, pairs, tasks, spec, agreement.pair_table(pairs, spec))
     assert summary["mean_agreement"] == pytest.approx((1 + 1 + 0.5) / 3)
     assert summary["alpha_level"] == "1 - similarity" and 0 < summary["krippendorff_alpha"] < 1
     assert "fleiss_kappa" not in summary
@@ -161,7 +161,8 @@ def test_rating_summary_has_interval_alpha_and_kappas() -> None:
         {t: {"x": float(t % 5 + 1), "y": float(t % 5 + 1), "z": float((t + 1) % 5 + 1)} for t in range(30)}
     )
     pairs = agreement.annotation_pairs(table, spec)
-    summary = agreement.project_agreement(table, pairs, agreement.task_agreement(table, pairs), spec)
+    tasks = agreement.task_agreement(table, pairs)
+    summary = agreement.project_agreement(table, pairs, tasks, spec, agreement.pair_table(pairs, spec))
     assert summary["alpha_level"] == "interval" and summary["fleiss_kappa"] is not None
 
 

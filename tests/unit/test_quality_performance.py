@@ -123,8 +123,8 @@ def test_escalation_plan() -> None:
             "n_annotators": [3, 3, 3, 1, 4],
             "agreement": [1 / 3, 1.0, 1 / 3, np.nan, 0.5],
         }
-    )
+    ).assign(low_agreement=lambda t: t["agreement"] < 0.6)
     overlaps = {1: 3, 2: 3, 3: 4, 4: 3, 5: 4}
     # 1: low and complete → 4; 2: fine; 3: already waiting for its 4th; 4: one annotator; 5: 5 allowed.
-    assert escalation.plan_escalation(tasks, overlaps, threshold=0.6, max_overlap=5) == [(1, 4), (5, 5)]
-    assert escalation.plan_escalation(tasks, overlaps, threshold=0.6, max_overlap=4) == [(1, 4)]
+    assert escalation.plan_escalation(tasks, overlaps, max_overlap=5) == [(1, 4), (5, 5)]
+    assert escalation.plan_escalation(tasks, overlaps, max_overlap=4) == [(1, 4)]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from ls_companion.quality import gold
 from ls_companion.quality.records import (
     CHOICES,
     LABELS,
@@ -157,3 +161,53 @@ def test_vectorized_similarities_match_scalar_ones() -> None:
     assert list(similarities(multiple, [("a", "b"), ()], [("a",), ()])) == [0.5, 1.0]
     rating = ScoredControl("r", RATING, scale=(1.0, 5.0))
     assert list(similarities(rating, [1.0, 3.0], [5.0, 3.0])) == [0.0, 1.0]
+
+
+#: Two aligned answer lists per kind, from agreeing to disjoint (single choice: one answer holds two).
+EVERY_KIND: dict[ScoredControl, tuple[list[Any], list[Any]]] = {
+    ScoredControl("single", CHOICES): (["a", ("a", "b"), "b", ("a", "b")], ["a", "a", "a", ("a", "b")]),
+    ScoredControl("multi", CHOICES, multiple=True): ([("a", "b"), (), ("c",)], [("a",), (), ("d",)]),
+    ScoredControl("spans", LABELS): (
+        [(Span(0, 4, "X", "abcd"),), (), (Span(0, 4, "X", "abcd"),)],
+        [(Span(2, 4, "X", "cd"),), (), ()],
+    ),
+    ScoredControl("boxes", RECTANGLES): (
+        [(Box(0, 0, 10, 10, 0.0, "car"),), (Box(0, 0, 10, 10, 0.0, "car"),), ()],
+        [(Box(5, 0, 10, 10, 0.0, "car"),), (Box(0, 0, 10, 10, 0.0, "bus"),), ()],
+    ),
+    ScoredControl("rotated", RECTANGLES): (
+        [(Box(0, 0, 10, 10, 30.0, "car"),)],
+        [(Box(0, 0, 10, 10, 0.0, "car"),)],
+    ),
+    ScoredControl("polygons", POLYGONS): (
+        [(Polygon(tuple(map(tuple, SQUARE)), "x"),)],
+        [(Polygon(tuple(map(tuple, L_SHAPE)), "x"),)],
+    ),
+    ScoredControl("text", TEXTAREA): (["kitten", "abc"], ["sitting", "abc"]),
+    ScoredControl("rating", RATING, scale=(1.0, 5.0)): ([1.0, 4.0], [5.0, 3.0]),
+    ScoredControl("number", NUMBER): ([3.0, 3.0], [3.0, 4.0]),
+    ScoredControl("taxonomy", TAXONOMY): ([(("A", "B"), ("A", "C"))], [(("A", "B"),)]),
+}
+
+
+@pytest.mark.parametrize("spec", list(EVERY_KIND), ids=lambda spec: spec.name)
+def test_gold_scoring_and_the_engine_use_the_same_similarity(spec: ScoredControl) -> None:
+    answers, expected = EVERY_KIND[spec]
+    scalar = [similarity(spec, a, b) for a, b in zip(answers, expected, strict=True)]
+    assert list(similarities(spec, answers, expected)) == pytest.approx(scalar)
+    rows = pd.DataFrame(
+        {"task_id": range(len(answers)), "annotator": "ann", "value": pd.Series(answers, dtype=object)}
+    )
+    gold_answers = pd.Series(expected, index=range(len(expected)), dtype=object)
+    assert list(gold.score_answers(rows, gold_answers, spec)["similarity"]) == pytest.approx(scalar)
+
+
+def test_a_single_choice_answer_with_two_choices_scores_half_against_one() -> None:
+    single = ScoredControl("label", CHOICES)
+    assert similarity(single, ("a", "b"), "a") == 0.5
+    assert list(similarities(single, [("a", "b"), ("a", "b")], ["a", "c"])) == [0.5, 0.0]
+    rows = pd.DataFrame(
+        {"task_id": [1], "annotator": ["ann"], "value": pd.Series([("a", "b")], dtype=object)}
+    )
+    scored = gold.score_answers(rows, pd.Series(["a"], index=[1], dtype=object), single)
+    assert scored["similarity"].tolist() == [0.5] and scored["correct"].tolist() == [False]

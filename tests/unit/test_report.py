@@ -258,9 +258,8 @@ def test_models_oldest_first_and_absent_or_failing_backends() -> None:
 
 
 def test_consensus_methods_follow_the_amount_of_gold() -> None:
-    table = inputs().data.table
-    assert consensus_methods(table, gold_answers()) == consensus.METHODS  # 30 gold tasks can choose
-    assert consensus_methods(table, gold_answers().head(5)) == FAST
+    assert consensus_methods(gold_answers(), 10) == consensus.METHODS  # 30 gold tasks can choose
+    assert consensus_methods(gold_answers().head(5), 10) == FAST
 
 
 def test_an_empty_project_reports_without_failing(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from ls_companion.records import Project, Task
 from ls_companion.sync.alerts import alert_key, merge_alerts
 from ls_companion.sync.followups import topup_due, topup_size, training_due
 from ls_companion.sync.options import SyncOptions, TopupOptions, options_payload, parse_options
+from ls_companion.sync.quality_step import EscalationRule, assess
 from ls_companion.sync.queues import one_line_reason, redact
 from ls_companion.sync.writeback import mirror_values, plan_updates
 
@@ -116,3 +117,29 @@ def test_failed_job_reasons_are_one_line() -> None:
 def test_redis_passwords_stay_out_of_messages() -> None:
     assert redact("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_the_sync_flags_and_escalates_low_agreement_at_its_own_threshold() -> None:
+    config = (
+        '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+        '<Choice value="ham"/><Choice value="spam"/></Choices></View>'
+    )
+
+    def annotated(task_id: int, labels: list[str]) -> Task:
+        results = [
+            {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [x]}}
+            for x in labels
+        ]
+        annotations = [
+            {"id": task_id * 10 + i, "completed_by": i + 1, "result": [r]} for i, r in enumerate(results)
+        ]
+        return Task.from_api({"id": task_id, "data": {"text": "x"}, "annotations": annotations})
+
+    tasks = [annotated(1, ["ham", "ham", "spam"]), annotated(2, ["ham", "ham", "ham"])]  # agreement 1/3 and 1
+    overlaps = {1: 3, 2: 3}
+    strict = assess(tasks, config, [1, 2], escalation=EscalationRule(0.5, 5, overlaps))
+    assert strict.per_task[1]["low_agreement"] and strict.escalations == [(1, 4)]
+    lenient = assess(tasks, config, [1, 2], escalation=EscalationRule(0.3, 5, overlaps))
+    # The meta says "not low" exactly when the task is not escalated: one threshold, one decision.
+    assert not lenient.per_task[1]["low_agreement"] and lenient.escalations == []
+    assert lenient.summary["low_agreement_threshold"] == 0.3
