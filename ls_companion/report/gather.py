@@ -23,7 +23,7 @@ import pandas as pd
 
 from ls_companion import META_NAMESPACE
 from ls_companion.bootstrap.guidelines import History, read_history
-from ls_companion.client import LabelStudioClient
+from ls_companion.client import LabelStudioClient, RetryPolicy
 from ls_companion.errors import InputError
 from ls_companion.projectdata import project_dir
 from ls_companion.quality import adapter, versions
@@ -152,6 +152,7 @@ def project_models(settings: Settings, client: LabelStudioClient, project_id: in
         auth=settings.ml_backend_auth,
         timeout=settings.http_timeout,
         connect_timeout=settings.connect_timeout,
+        retry=RetryPolicy.from_settings(settings),
     )
 
 
@@ -166,6 +167,7 @@ def fetch_models(
     auth: tuple[str, str] | None = None,
     timeout: float = 30.0,
     connect_timeout: float = 3.0,
+    retry: RetryPolicy | None = None,
 ) -> dict[str, Any]:
     """The backend's versions of the project with their holdout metrics.
 
@@ -175,11 +177,14 @@ def fetch_models(
         return no_models(NO_BACKEND)
     shown = str(httpx.URL(url).copy_with(username=None, password=None))
     try:
-        response = httpx.get(
-            f"{url.rstrip('/')}/versions",
-            params={"project": project_id},
-            auth=auth,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        response = (retry or RetryPolicy()).send(
+            f"ML backend {shown} /versions",
+            lambda: httpx.get(
+                f"{url.rstrip('/')}/versions",
+                params={"project": project_id},
+                auth=auth,
+                timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            ),
         )
     except httpx.HTTPError as exc:
         return no_models(f"the ML backend at {shown} did not answer ({type(exc).__name__})", shown)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ls_companion.client import LabelStudioClient
+from ls_companion.client import LabelStudioClient, RetryPolicy
 from ls_companion.errors import ConfigError
 from ls_companion.selection.scoring import HttpScorer
 from ls_companion.settings import Settings
@@ -41,6 +41,5 @@ def http_scorer(
         control=control,
         timeout=max(settings.http_timeout, 100.0),
         connect_timeout=settings.connect_timeout,
-        attempts=settings.retry_attempts,
-        max_wait=settings.retry_max_wait,
+        retry=RetryPolicy.from_settings(settings),
     )

@@ -21,8 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from ls_companion.client import RetryPolicy
 from ls_companion.errors import BackendUnavailable
 from ls_companion.modelselect import SelectedModel
 from ls_companion.selection.pool import MEASURES, FloatArray, Kind
@@ -170,21 +170,8 @@ class SklearnScorer:
 # -- over HTTP ----------------------------------------------------------------------------------------
 
 
-class _Transient(Exception):
-    """A 5xx answer: worth another attempt."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.text = text
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, _Transient | httpx.TransportError)
-
-
 class HttpScorer:
-    """The ML backend's ``POST /score``, in batches, with retries on connection errors and 5xx."""
+    """The ML backend's ``POST /score``, in batches, with retries on connection errors, 429 and 5xx."""
 
     def __init__(
         self,
@@ -196,17 +183,13 @@ class HttpScorer:
         batch_size: int = 1000,
         timeout: float = 100.0,
         connect_timeout: float = 3.0,
-        attempts: int = 5,
-        max_wait: float = 8.0,
-        initial_wait: float = 0.25,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.project = project
         self.control = control
         self.batch_size = batch_size
-        self._attempts = attempts
-        self._max_wait = max_wait
-        self._initial_wait = initial_wait
+        self._retry = retry or RetryPolicy()
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout), auth=auth)
 
     def close(self) -> None:
@@ -244,24 +227,11 @@ class HttpScorer:
         return list(results) if isinstance(results, list) else None
 
     def _send(self, path: str, payload: Mapping[str, Any]) -> Any:
-        """POST with retries on connection errors and 5xx; the JSON answer, None for "not trained"."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._initial_wait, max=self._max_wait, jitter=self._initial_wait
-            ),
-            retry=retry_if_exception(_is_transient),
-            before_sleep=lambda s: log.warning(
-                "ML backend %s: attempt %d failed, retrying", path, s.attempt_number
-            ),
-            reraise=True,
-        )
+        """POST with retries on connection errors, 429 and 5xx; the JSON answer, None for "not trained"."""
         try:
-            response = retrying(self._post, path, payload)
-        except _Transient as exc:
-            raise BackendUnavailable(
-                f"ML backend at {self.url} answered HTTP {exc.status}", detail=exc.text
-            ) from None
+            response = self._retry.send(
+                f"ML backend {path}", lambda: self._http.post(f"{self.url}{path}", json=payload)
+            )
         except httpx.HTTPError as exc:
             raise BackendUnavailable(
                 f"cannot reach the ML backend at {self.url} ({type(exc).__name__})"
@@ -279,12 +249,6 @@ class HttpScorer:
                 detail=response.text[:300],
             )
         return response.json()
-
-    def _post(self, path: str, payload: Mapping[str, Any]) -> httpx.Response:
-        response = self._http.post(f"{self.url}{path}", json=payload)
-        if response.status_code >= 500:
-            raise _Transient(response.status_code, response.text[:300])
-        return response
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -8,6 +8,8 @@ import io
 import json
 import re
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from ls_companion import META_NAMESPACE
 from ls_companion.cli import main
+from ls_companion.client import RetryPolicy
 from ls_companion.errors import InputError
 from ls_companion.projectdata import project_dir
 from ls_companion.quality import adapter, consensus
@@ -250,11 +253,40 @@ def test_models_oldest_first_and_absent_or_failing_backends() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    closed = fetch_models(f"http://user:secret@127.0.0.1:{port}", 7, timeout=2, connect_timeout=1)
+    quick = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.01)
+    closed = fetch_models(
+        f"http://user:secret@127.0.0.1:{port}", 7, timeout=2, connect_timeout=1, retry=quick
+    )
     assert not closed["available"] and "did not answer" in closed["reason"]
     assert "secret" not in json.dumps(closed)  # credentials in a URL are never shown
     empty = models_section({"latest": None, "details": []}, "http://ml.test")
     assert empty["available"] and empty["versions"] == [] and "no trained model" in empty["reason"]
+
+
+def test_models_are_asked_again_after_a_server_error() -> None:
+    answers = [(503, b"{}"), (429, b"{}"), (200, json.dumps(VERSIONS_BODY).encode())]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        models = fetch_models(url, 7, retry=RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.01))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert models["available"] and len(models["versions"]) == 2 and answers == []
 
 
 def test_consensus_methods_follow_the_amount_of_gold() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ls_companion.client import RetryPolicy
 from ls_companion.errors import BackendUnavailable
 from ls_companion.selection.scan import ScanOptions, scan_pool
 from ls_companion.selection.scoring import HttpScorer, ScoreBatch, SklearnScorer, parse_score_response
@@ -137,9 +138,8 @@ ITEMS = [{"id": f"s{i}", "data": {"text": r["text"]}} for i, r in enumerate(TRAI
 
 
 def _scorer(url: str, **kwargs: Any) -> HttpScorer:
-    return HttpScorer(
-        url, 3, auth=("ml", "secret"), batch_size=10, initial_wait=0.01, max_wait=0.05, **kwargs
-    )
+    retry = RetryPolicy(attempts=kwargs.pop("attempts", 5), initial_wait=0.01, max_wait=0.05)
+    return HttpScorer(url, 3, auth=("ml", "secret"), batch_size=10, retry=retry, **kwargs)
 
 
 def test_http_scorer_batches_and_keeps_request_order(
@@ -155,11 +155,11 @@ def test_http_scorer_batches_and_keeps_request_order(
     assert batch.measures["entropy"] == pytest.approx(local.measures["entropy"], abs=1e-6)
 
 
-def test_http_scorer_retries_5xx(backend: tuple[Backend, str]) -> None:
+def test_http_scorer_retries_5xx_and_429(backend: tuple[Backend, str]) -> None:
     state, url = backend
-    state.failures = [503, 502]
+    state.failures = [503, 429, 502]
     assert _scorer(url).score(ITEMS[:3]) is not None
-    assert state.calls == 3
+    assert state.calls == 4
     state.failures = [500] * 10
     with pytest.raises(BackendUnavailable, match="answered HTTP 500"):
         _scorer(url, attempts=3).score(ITEMS[:3])
