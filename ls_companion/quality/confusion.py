@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ls_companion.quality.records import DECIMALS, jsonable
+
 FloatArray = NDArray[np.float64]
 
 #: Confused pairs listed per control, and example tasks per pair.
 TOP_PAIRS = 10
 EXAMPLES = 5
-DECIMALS = 4
 
 
 def _label(value: Any) -> str:
@@ -143,7 +144,7 @@ def examples(
         out.append(
             {
                 "task_id": task_id,
-                "agreement": round(task_agreement[task_id], DECIMALS) if task_id in task_agreement else None,
+                "agreement": jsonable(task_agreement.get(task_id), DECIMALS),
                 "answers": dict(sorted(answers.items())),
                 "label_issue": issues.get(task_id),
                 "notes": list(notes.get(task_id, ())),
@@ -174,17 +175,13 @@ def control_confusion(
     return {
         "labels": list(matrix.index),
         "matrix": matrix.to_numpy().tolist(),
-        "ratio": [
-            [None if np.isnan(x) else round(float(x), DECIMALS) for x in row] for row in chance_ratio(matrix)
-        ],
+        "ratio": jsonable(chance_ratio(matrix).tolist(), DECIMALS),
         "n_pairs": int(np.triu(matrix.to_numpy()).sum()),
         "pairs": [
             {
                 "labels": [row.label_a, row.label_b],
                 "count": int(row.count),
-                "share": round(float(row.share), DECIMALS),
-                "expected": round(float(row.expected), DECIMALS),
-                "ratio": round(float(row.ratio), DECIMALS),
+                **jsonable({"share": row.share, "expected": row.expected, "ratio": row.ratio}, DECIMALS),
                 "examples": examples(
                     pairs, agreement, str(row.label_a), str(row.label_b), issues=issues, notes=notes
                 ),

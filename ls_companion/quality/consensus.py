@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from ls_companion.errors import InputError
-from ls_companion.quality.records import ScoredControl, jsonable
+from ls_companion.quality.records import DECIMALS, ScoredControl, jsonable
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -330,7 +330,7 @@ class Consensus:
             "control": self.control,
             "methods": {
                 name: {
-                    "gold_accuracy": jsonable(o.gold_accuracy, 4),
+                    "gold_accuracy": jsonable(o.gold_accuracy, DECIMALS),
                     "n_gold": o.n_gold,
                     "seconds": round(o.seconds, 3),
                     **({"skipped": o.skipped} if o.skipped else {}),
@@ -338,7 +338,7 @@ class Consensus:
                 for name, o in self.methods.items()
             },
             "chosen": self.chosen,
-            "chosen_gold_accuracy": jsonable(self.chosen_gold_accuracy, 4),
+            "chosen_gold_accuracy": jsonable(self.chosen_gold_accuracy, DECIMALS),
         }
 
 

@@ -26,7 +26,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, chi2_contingency, fisher_exact, norm
 from statsmodels.stats.proportion import proportions_ztest
 
-from ls_companion.quality.records import jsonable
+from ls_companion.quality.records import DECIMALS, jsonable
 
 Direction = Literal["down", "up"]
 SERIES_COLUMNS = ["metric", "scope", "annotator", "control", "window", "start", "end", "n", "value"]
@@ -61,7 +61,7 @@ class Alert:
             "annotator": self.annotator,
             "control": self.control,
             "since": self.since.isoformat() if not pd.isna(self.since) else None,
-            **jsonable({"baseline": self.baseline, "current": self.current, "change": self.change}, 4),
+            **jsonable({"baseline": self.baseline, "current": self.current, "change": self.change}, DECIMALS),
             "p_value": float(f"{self.p_value:.3g}"),
             "test": self.test,
             "n_baseline": self.n_baseline,

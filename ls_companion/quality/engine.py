@@ -18,6 +18,7 @@ from ls_companion.errors import InputError
 from ls_companion.quality import agreement, confusion, consensus, drift, gold, performance
 from ls_companion.quality.records import (
     CHOICES,
+    DECIMALS,
     NUMBER,
     RATING,
     TAXONOMY,
@@ -33,8 +34,6 @@ from ls_companion.quality.similarity import similarities
 META_VERSION = 1
 AGREEMENT_DECIMALS = 3
 CONFIDENCE_DECIMALS = 2
-#: Decimals of the numbers of ``to_dict`` (``metrics --json``, report.json).
-DECIMALS = 4
 #: Kinds whose consensus value is small enough to write into task meta (regions and texts are not).
 _SMALL_VALUE_KINDS = (CHOICES, RATING, NUMBER, TAXONOMY)
 

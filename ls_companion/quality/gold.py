@@ -21,6 +21,7 @@ from statsmodels.stats.proportion import proportion_confint
 from ls_companion.errors import InputError
 from ls_companion.projectdata import GoldStore
 from ls_companion.quality.records import (
+    DECIMALS,
     LABELS,
     POLYGONS,
     RECTANGLES,
@@ -208,8 +209,8 @@ class Qualification:
             "status": self.status,
             "n": self.n,
             "correct": self.correct,
-            "accuracy": jsonable(self.accuracy, 4),
-            "ci": jsonable([self.ci_low, self.ci_high], 4),
+            "accuracy": jsonable(self.accuracy, DECIMALS),
+            "ci": jsonable([self.ci_low, self.ci_high], DECIMALS),
             "errors": self.errors,
         }
 

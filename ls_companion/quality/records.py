@@ -451,6 +451,10 @@ def crowd(table: pd.DataFrame) -> pd.DataFrame:
     return rows[~rows["ground_truth"].to_numpy(dtype=bool)]
 
 
+#: Decimals of the numbers the engine hands out (``metrics --json``, report.json).
+DECIMALS = 4
+
+
 def jsonable(value: Any, decimals: int | None = None) -> Any:
     """``value`` as plain JSON: the one conversion every number takes on its way out (task meta,
     ``metrics --json``, report.json).

@@ -29,13 +29,13 @@ from ls_companion.projectdata import project_dir
 from ls_companion.quality import adapter, versions
 from ls_companion.quality.adapter import ProjectData
 from ls_companion.quality.engine import (
-    DECIMALS,
     QualityOptions,
     QualityReport,
     compute_project_quality,
     label_confusion,
 )
 from ls_companion.quality.records import (
+    DECIMALS,
     TEXTAREA,
     Box,
     Polygon,

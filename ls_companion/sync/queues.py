@@ -8,7 +8,7 @@ work is not queued twice; the job removes it when it starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -79,12 +79,6 @@ def _waiting(connection: Any, job_id: str) -> bool:
     return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
-def _retry(retries: int, backoff: Sequence[int]) -> Any:
-    from rq import Retry
-
-    return Retry(max=retries, interval=list(backoff)) if retries > 0 else None
-
-
 @dataclass(frozen=True)
 class Enqueued:
     job_id: str
@@ -96,58 +90,60 @@ class Enqueued:
 
 
 def _enqueue_once(
-    connection: Any, queue_name: str, project_id: int, func: str, kwargs: dict[str, Any], **job: Any
+    connection: Any,
+    queue_name: str,
+    job: str,
+    kwargs: dict[str, Any],
+    options: SyncOptions,
+    *,
+    timeout: int,
+    description: str,
 ) -> Enqueued:
-    """Enqueue unless this project already has a job of this kind waiting (then return that one)."""
-    from rq import Queue
+    """Enqueue ``job`` (a function of ``jobs``) with the options' retries, unless this project already has
+    a job of this kind waiting (then return that one)."""
+    from rq import Queue, Retry
 
-    key = pending_key(queue_name, project_id)
+    key = pending_key(queue_name, kwargs["project_id"])
     current = connection.get(key)
     if current is not None and _waiting(connection, current.decode()):
         return Enqueued(current.decode(), queue_name, already_pending=True)
+    retry = (
+        Retry(max=options.job_retries, interval=list(options.retry_backoff)) if options.job_retries else None
+    )
     queued = Queue(queue_name, connection=connection).enqueue(
-        func, kwargs=kwargs, failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL, **job
+        _JOBS + job,
+        kwargs=kwargs,
+        job_timeout=timeout,
+        retry=retry,
+        description=description,
+        failure_ttl=FAILURE_TTL,
+        result_ttl=RESULT_TTL,
     )
     connection.set(key, queued.id, ex=PENDING_TTL)
     return Enqueued(queued.id, queue_name)
 
 
 def enqueue_sync(connection: Any, project_id: int, options: SyncOptions, *, full: bool = False) -> Enqueued:
+    kwargs = {"project_id": project_id, "options": options_payload(options), "full": full}
+    what = f"sync project {project_id}"
     return _enqueue_once(
-        connection,
-        SYNC,
-        project_id,
-        _JOBS + "sync_project",
-        {"project_id": project_id, "options": options_payload(options), "full": full},
-        job_timeout=options.job_timeout,
-        retry=_retry(options.job_retries, options.retry_backoff),
-        description=f"sync project {project_id}",
+        connection, SYNC, "sync_project", kwargs, options, timeout=options.job_timeout, description=what
     )
 
 
 def enqueue_train(connection: Any, project_id: int, backend_id: int, options: SyncOptions) -> Enqueued:
+    kwargs = {"project_id": project_id, "backend_id": backend_id}
+    what = f"train the ML backend of project {project_id}"
     return _enqueue_once(
-        connection,
-        TRAIN,
-        project_id,
-        _JOBS + "train_project",
-        {"project_id": project_id, "backend_id": backend_id},
-        job_timeout=TRAIN_TIMEOUT,
-        retry=_retry(options.job_retries, options.retry_backoff),
-        description=f"train the ML backend of project {project_id}",
+        connection, TRAIN, "train_project", kwargs, options, timeout=TRAIN_TIMEOUT, description=what
     )
 
 
 def enqueue_topup(connection: Any, project_id: int, topup: TopupOptions, options: SyncOptions) -> Enqueued:
+    kwargs = {"project_id": project_id, "topup": topup.model_dump(mode="json")}
+    what = f"top up project {project_id}"
     return _enqueue_once(
-        connection,
-        SELECT,
-        project_id,
-        _JOBS + "topup_project",
-        {"project_id": project_id, "topup": topup.model_dump(mode="json")},
-        job_timeout=options.job_timeout,
-        retry=_retry(options.job_retries, options.retry_backoff),
-        description=f"top up project {project_id}",
+        connection, SELECT, "topup_project", kwargs, options, timeout=options.job_timeout, description=what
     )
 
 
