@@ -67,6 +67,8 @@ _PREDICTION_VERSION_FIELDS = ("predictions", "model_version")
 
 DEFAULT_IMPORT_CHUNK = 500
 DEFAULT_PAGE_SIZE = 1000
+#: Task ids per listing by ids: they go in the URL, which servers cap (gunicorn: 4,094 bytes by default).
+MAX_IDS_PER_QUERY = 200
 
 
 def transient_status(status: int) -> bool:
@@ -390,6 +392,19 @@ class LabelStudioClient:
             include.extend((*_ANNOTATION_FIELDS, "updated_at"))
         if predictions:
             include.extend(_PREDICTION_FIELDS if prediction_results else _PREDICTION_VERSION_FIELDS)
+        if task_ids is not None and len(task_ids) > MAX_IDS_PER_QUERY:  # the ids travel in the URL
+            for start in range(0, len(task_ids), MAX_IDS_PER_QUERY):
+                yield from self.list_tasks(
+                    project_id,
+                    data=data,
+                    annotations=annotations,
+                    predictions=predictions,
+                    prediction_results=prediction_results,
+                    updated_since=updated_since,
+                    task_ids=task_ids[start : start + MAX_IDS_PER_QUERY],
+                    page_size=page_size,
+                )
+            return
         query: JSON = updated_since_query(updated_since) if updated_since is not None else {}
         if task_ids is not None:
             if not task_ids:

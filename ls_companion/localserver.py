@@ -277,6 +277,7 @@ def start_label_studio(
         f"--threads={threads}",
         "--worker-class=gthread",
         f"--timeout={request_timeout}",
+        "--limit-request-line=0",  # long Data Manager queries in the URL (uWSGI's buffer in LS's image: 64 KiB)
         "--graceful-timeout=10",
     ]
     process = _spawn(
