@@ -4,11 +4,13 @@ A real Label Studio holds a project of sms_spam texts, 200 of them labeled; the 
 For ``--minutes`` (default 10), ``--clients`` threads (default 4) each loop over a mix of requests:
 ``/predict`` with a batch of 100 tasks, ``/predict`` with one task, ``/setup``, ``/score`` of 500 items,
 and a burst of 20 annotation webhooks; meanwhile a START_TRAINING webhook every ``--retrain-every``
-seconds (default 60) makes the backend retrain and publish a new version. Printed: errors (any answer
-but 200, any exception: must be 0), p50/p99 per route, requests/s, the gunicorn workers' RSS at start
-and end (growth must stay within 10 %), and the versions published.
+seconds (default 60) makes the backend retrain and publish a new version (the debounced annotation
+webhooks do too). Printed: errors (any answer but 200, any exception: must be 0), p50/p99 per route,
+requests/s, the gunicorn workers' RSS after a 30 s warm-up of every route, each minute and at the end
+(growth must stay within 10 %), and the versions published.
 
-Then the flood: 1,000 ANNOTATION_CREATED events in 10 s from 8 threads. Printed: how many were
+Then, once the soak's own webhooks are trained on (no new version for 30 s), the flood: 1,000
+ANNOTATION_CREATED events in 10 s from 8 threads. Printed: how many were
 acknowledged within Label Studio's 1 s (must be all), the slowest ack, and how many versions the flood
 published once the debounce window has passed (must be 1). The backend runs with
 TRAIN_EVERY_N_ANNOTATIONS above the flood and a 15 s debounce, so the flood is one pending batch.
@@ -97,8 +99,31 @@ def hook(project: int, action: str = "ANNOTATION_CREATED") -> dict[str, Any]:
     return {"action": action, "project": {"id": project}, "annotation": {"id": 1}}
 
 
+def _sample(pids: list[int], samples: list[list[float]], minutes: float) -> None:
+    for _ in range(int(minutes)):
+        time.sleep(60)
+        samples.append([rss_mb(pid) for pid in pids])
+
+
+def wait_idle(url: str, project: int) -> None:
+    """Until no version was published for two debounce windows: the soak's webhooks are all trained on."""
+    last, quiet_since = versions(url, project), time.monotonic()
+    while time.monotonic() - quiet_since < 2 * DEBOUNCE_SECONDS:
+        time.sleep(2.0)
+        now = versions(url, project)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+
+
 def soak(
-    url: str, project: int, texts: list[str], minutes: float, clients: int, retrain_every: float
+    url: str,
+    project: int,
+    texts: list[str],
+    minutes: float,
+    clients: int,
+    retrain_every: float,
+    *,
+    quiet: bool = False,
 ) -> None:
     batch = json.dumps(
         {
@@ -166,6 +191,8 @@ def soak(
             loop.result()
         published = trainer.result()
     elapsed = time.monotonic() - started
+    if quiet:
+        return
     total = sum(len(v) for v in recorder.times.values())
     errors = sum(len(v) for v in recorder.errors.values())
     print(
@@ -262,21 +289,24 @@ def main() -> int:
         httpx.post(f"{url}/webhook", json=hook(project.id, "START_TRAINING"), headers=HOOK_HEADERS, auth=AUTH)
         if not wait_for_new_version(url, project.id, set(), timeout=180):
             raise SystemExit(f"the first training did not publish a version; see {backend.log_path}")
-        # Warm every worker (the first /predict of a version loads it) before the first RSS reading.
-        with ThreadPoolExecutor(8) as pool:
-            body = {"project": project.id, "label_config": CONFIG, "tasks": [ls_task(0, texts[0])]}
-            list(
-                pool.map(lambda _: httpx.post(f"{url}/predict", json=body, auth=AUTH, timeout=60), range(32))
-            )
+        # Every route on every worker (first loads of code and model) before the first RSS reading.
+        soak(url, project.id, texts, 0.5, args.clients, retrain_every=3600, quiet=True)
         assert backend.process is not None
         pids = worker_pids(backend.process.pid)
-        before = {pid: rss_mb(pid) for pid in pids}
+        samples = [[rss_mb(pid) for pid in pids]]
+        sampler = threading.Thread(target=_sample, args=(pids, samples, args.minutes), daemon=True)
+        sampler.start()
         soak(url, project.id, texts, args.minutes, args.clients, args.retrain_every)
+        sampler.join()
         after = {pid: rss_mb(pid) for pid in worker_pids(backend.process.pid)}
-        for pid in pids:
+        for k, pid in enumerate(pids):
             end = after.get(pid)
-            growth = "restarted" if end is None else f"{(end / before[pid] - 1) * 100:+.1f} %"
-            print(f"  worker {pid}: RSS {before[pid]:.0f} MB at start, {end or 0:.0f} MB at end ({growth})")
+            growth = "restarted" if end is None else f"{(end / samples[0][k] - 1) * 100:+.1f} %"
+            series = " ".join(f"{row[k]:.0f}" for row in samples)
+            print(
+                f"  worker {pid}: RSS {samples[0][k]:.0f} MB at start, {end or 0:.0f} MB at end ({growth}); each minute: {series}"
+            )
+        wait_idle(url, project.id)
         flood(url, project.id)
     finally:
         if backend is not None:
