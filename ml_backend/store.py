@@ -213,7 +213,14 @@ class ModelStore:
             raise ModelFileError(f"cannot read model version {version}: {type(exc).__name__}") from None
         if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
             raise ModelFileError(f"model version {version} does not match its checksum")
-        bundle = pickle.loads(blob)  # our own file from MODEL_DIR, checksum verified
+        try:
+            bundle = pickle.loads(blob)  # our own file from MODEL_DIR, checksum verified
+        except (ImportError, AttributeError, TypeError, pickle.UnpicklingError) as exc:
+            # A release that moved or reshaped a model class cannot read the pickles of the one before:
+            # the project serves its newest readable version (or none) until it is trained again.
+            raise ModelFileError(
+                f"model version {version} was saved by another release ({type(exc).__name__}): retrain"
+            ) from None
         if not isinstance(bundle, ModelBundle):
             raise ModelFileError(f"model version {version} is not a model bundle")
         return LoadedModel(project_id, version, bundle, info)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -83,6 +85,21 @@ def test_tampered_or_foreign_files_are_never_unpickled(tmp_path: Path) -> None:
     (tmp_path / "1" / f"{link_version}.json").write_text(json.dumps({"sha256": "x"}))
     with pytest.raises(ModelFileError, match="outside MODEL_DIR"):
         store.load(1, link_version)
+
+
+def test_a_version_saved_by_another_release_is_skipped_not_a_500(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    good = publish(store)
+    time.sleep(0.001)
+    old = publish(store)
+    # the pickle of a release whose model class lived in a module that no longer exists
+    blob = pickle.dumps(bundle()).replace(b"ls_companion.textclassifier", b"ml_backend.models.text_clfx")
+    (tmp_path / "1" / f"{old}.model").write_bytes(blob)
+    meta = tmp_path / "1" / f"{old}.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "sha256": hashlib.sha256(blob).hexdigest()}))
+    with pytest.raises(ModelFileError, match=r"saved by another release.*retrain"):
+        store.load(1, old)
+    assert ModelStore(tmp_path).current(1).version == good  # type: ignore[union-attr]
 
 
 def test_in_process_scoring_matches_the_score_contract(tmp_path: Path) -> None:
