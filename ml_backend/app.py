@@ -122,7 +122,16 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
             {
                 "name": "ls-companion ML backend",
                 "version": __version__,
-                "routes": ["/health", "/setup", "/predict", "/webhook", "/score", "/versions", "/metrics"],
+                "routes": [
+                    "/health",
+                    "/setup",
+                    "/predict",
+                    "/webhook",
+                    "/score",
+                    "/versions",
+                    "/oof",
+                    "/metrics",
+                ],
                 "openapi": "/openapi.json",
             }
         )
@@ -147,6 +156,10 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
     def versions() -> Response:
         raw = request.args.get("project")
         return _json(service.versions(parse_project_query(raw) if raw is not None else None))
+
+    @app.get("/oof")
+    def out_of_fold() -> Response:
+        return _json(service.out_of_fold(parse_project_query(request.args.get("project"))))
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -75,6 +75,18 @@ _SCHEMAS: JSON = {
             "score": {"type": "number"},
         }
     ),
+    "OutOfFold": _object(
+        {
+            "task_ids": {"type": "array", "items": {"type": "integer"}},
+            "classes": {"type": "array", "items": {"type": "string"}},
+            "proba": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}},
+                "description": "One row per task id, in the classes' order",
+            },
+        },
+        ("task_ids", "classes", "proba"),
+    ),
 }
 
 
@@ -108,6 +120,11 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
             responses["401"] = _UNAUTHORIZED
         return {"summary": summary, "security": security, "responses": responses, **more}
 
+    project_query: JSON = {
+        "name": "project",
+        "in": "query",
+        "schema": {"type": "string", "pattern": PROJECT_ID_PATTERN},
+    }
     counted = sorted({TRAIN_ACTION, *ANNOTATION_ACTIONS})
     paths: JSON = {
         "/health": {"get": operation("Liveness (no auth)", _json_body({"type": "object"}), security=[])},
@@ -218,13 +235,30 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
             "get": operation(
                 "Stored model versions, newest first",
                 _json_body({"type": "object"}),
-                parameters=[
-                    {
-                        "name": "project",
-                        "in": "query",
-                        "schema": {"type": "string", "pattern": PROJECT_ID_PATTERN},
-                    }
-                ],
+                parameters=[{**project_query, "required": False}],
+            )
+        },
+        "/oof": {
+            "get": operation(
+                "The latest version's out-of-fold probabilities of its training tasks, per control",
+                _json_body(
+                    _object(
+                        {
+                            "project": {"type": "integer"},
+                            "model_version": {
+                                "type": ["string", "null"],
+                                "description": "null: not trained yet (then no controls)",
+                            },
+                            "controls": {
+                                "type": "object",
+                                "description": "Per control; a control without cross-validation is absent",
+                                "additionalProperties": _ref("OutOfFold"),
+                            },
+                        },
+                        ("project", "model_version", "controls"),
+                    )
+                ),
+                parameters=[{**project_query, "required": True}],
             )
         },
         "/metrics": {

@@ -215,5 +215,5 @@ def parse_webhook(payload: JSON) -> WebhookEvent:
     return WebhookEvent(action, project_id)
 
 
-def parse_project_query(value: str) -> int:
+def parse_project_query(value: str | None) -> int:
     return project_id_of(value, "project")

@@ -226,12 +226,26 @@ class HttpScorer:
         results = body.get("results") if isinstance(body, Mapping) else None
         return list(results) if isinstance(results, list) else None
 
-    def _send(self, path: str, payload: Mapping[str, Any]) -> Any:
-        """POST with retries on connection errors, 429 and 5xx; the JSON answer, None for "not trained"."""
+    def out_of_fold(self) -> dict[str, Any]:
+        """The backend's ``GET /oof``: the latest version's stored out-of-fold probabilities per control
+        (``{"model_version", "controls": {name: {"task_ids", "classes", "proba"}}}``; no controls before
+        training)."""
+        body = self._send("/oof", None)
+        if not isinstance(body, Mapping) or not isinstance(body.get("controls"), Mapping):
+            raise BackendUnavailable("the ML backend's /oof answer is not valid", detail=str(body)[:300])
+        return dict(body)
+
+    def _send(self, path: str, payload: Mapping[str, Any] | None) -> Any:
+        """POST ``payload`` (GET with the project when None) with retries on connection errors, 429 and
+        5xx; the JSON answer, None for "not trained"."""
+
+        def request() -> httpx.Response:
+            if payload is None:
+                return self._http.get(f"{self.url}{path}", params={"project": self.project})
+            return self._http.post(f"{self.url}{path}", json=payload)
+
         try:
-            response = self._retry.send(
-                f"ML backend {path}", lambda: self._http.post(f"{self.url}{path}", json=payload)
-            )
+            response = self._retry.send(f"ML backend {path}", request)
         except httpx.HTTPError as exc:
             raise BackendUnavailable(
                 f"cannot reach the ML backend at {self.url} ({type(exc).__name__})"

@@ -16,7 +16,7 @@ from ml_backend.scheduler import Credentials
 from ml_backend.service import BackendService
 from ml_backend.settings import BackendSettings
 from ml_backend.store import ModelStore
-from tests.unit.test_ml_store import publish
+from tests.unit.test_ml_store import OOF, publish
 
 CONFIG = """<View><Text name="text" value="$text"/>
   <Choices name="label" toName="text"><Choice value="ham"/><Choice value="spam"/></Choices></View>"""
@@ -83,6 +83,10 @@ def test_trained_backend_predicts_by_position_with_versions(client: FlaskClient,
     )
     assert other.json["results"] == [[]]  # type: ignore[index]
     assert client.get("/versions?project=1").json["latest"] == version  # type: ignore[index]
+    # the sync reads the version's out-of-fold probabilities without training again
+    assert client.get("/oof?project=1").json == {"project": 1, "model_version": version, "controls": OOF}
+    assert client.get("/oof?project=2").json == {"project": 2, "model_version": None, "controls": {}}
+    assert client.get("/oof").json["field"] == "project"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
