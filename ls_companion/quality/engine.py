@@ -143,9 +143,14 @@ def _gold_correct(tasks: pd.DataFrame, gold_answers: pd.Series, spec: ScoredCont
 
 
 def control_quality(
-    spec: ScoredControl, rows: pd.DataFrame, gold_answers: pd.Series, options: QualityOptions
+    spec: ScoredControl,
+    rows: pd.DataFrame,
+    gold_answers: pd.Series,
+    options: QualityOptions,
+    model_proba: pd.DataFrame | None = None,
 ) -> ControlQuality:
-    """Agreement, consensus, gold scores and qualification of one control (``rows``: its crowd answers)."""
+    """Agreement, consensus, gold scores and qualification of one control (``rows``: its crowd answers;
+    ``model_proba``: the model's out-of-fold probabilities, task ids × labels, for model-assisted consensus)."""
     spec = agreement.with_observed_scale(spec, rows["value"])
     pairs = agreement.annotation_pairs(rows, spec)
     tasks = agreement.task_agreement(rows, pairs)
@@ -157,6 +162,7 @@ def control_quality(
             methods=options.methods or consensus.FAST_METHODS,
             min_gold=options.min_gold_to_choose,
             slow_max_labels=options.slow_methods_max_labels,
+            model_proba=model_proba,
         )
     else:
         found = consensus.structured_consensus(
@@ -299,13 +305,15 @@ def compute_project_quality(
     gold_answers: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
     options: QualityOptions | None = None,
+    model_proba: Mapping[str, pd.DataFrame] | None = None,
 ) -> QualityReport:
     """All quality numbers of one project.
 
     ``table``: the tidy annotation table (``records.tasks_to_table`` / ``crowd_to_table``);
     ``controls``: its controls (``records.controls_from_config``); ``gold_answers``: ``task_id, control,
     value`` (``gold.resolve_gold``; ground-truth annotations of the table are added automatically);
-    ``predictions``: ``records.predictions_to_table`` for the model-disagreement drift.
+    ``predictions``: ``records.predictions_to_table`` for the model-disagreement drift; ``model_proba``:
+    per control, the model's out-of-fold probabilities (task ids × labels) for model-assisted consensus.
     """
     options = options or QualityOptions()
     if not controls:
@@ -321,7 +329,8 @@ def compute_project_quality(
     for name, spec in controls.items():
         rows = answers[answers["control"] == name]
         if not rows.empty:
-            results[name] = control_quality(spec, rows, gold.gold_series(all_gold, name), options)
+            proba = (model_proba or {}).get(name)
+            results[name] = control_quality(spec, rows, gold.gold_series(all_gold, name), options, proba)
     primary = next(iter(results.values()), None)
     tasks = _overall_tasks(results, options.low_agreement)
     # Label Studio counts every distinct submitter (ground truth included) against a task's overlap.

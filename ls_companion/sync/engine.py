@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ls_companion.client import LabelStudioClient
+from ls_companion.errors import CompanionError
 from ls_companion.projectdata import gold_store_path, project_dir
 from ls_companion.records import Project, Task, format_filter_time
 from ls_companion.settings import Settings
@@ -122,6 +123,7 @@ def _score(
     view: View,
     listed: list[Task],
     options: SyncOptions,
+    oof: dict[str, Any] | None,
 ) -> QualityOutcome:
     escalation = None
     if options.escalation is not None:
@@ -134,7 +136,25 @@ def _score(
         gold_file=Path(options.gold) if options.gold else None,
         gold_store=gold_store_path(ctx.settings.data_dir, project.id),
         escalation=escalation,
+        oof=oof,
     )
+
+
+def _out_of_fold(ctx: SyncContext, project_id: int) -> dict[str, Any] | None:
+    """The ML backend's stored out-of-fold probabilities (``GET /oof``); None without a backend or
+    when it cannot answer (the sync goes on without label issues)."""
+    from ls_companion.selection.resolve import http_scorer
+
+    scorer = http_scorer(ctx.settings, ctx.client, project_id, "auto")
+    if scorer is None:
+        return None
+    try:
+        return scorer.out_of_fold()
+    except CompanionError as exc:
+        log.warning("project %d: no out-of-fold probabilities from the ML backend (%s)", project_id, exc)
+        return None
+    finally:
+        scorer.close()
 
 
 def _store(store: AnnotationStore, view: View, listed: list[Task], full: bool) -> tuple[list[Snapshot], int]:
@@ -196,28 +216,33 @@ def run_sync(
     folder = project_dir(ctx.settings.data_dir, project_id)
     state = load_state(folder, project_id)
     full = full or state.watermark is None
-    since = None if full else list_since(state.watermark, options.overlap_seconds)
-    result = SyncResult(project_id, ctx.dispatcher.mode, full, _now(), listed_since=since)
-    result.watermark_before = state.watermark
-
-    clock = _Stopwatch(result.timings)
+    timings: dict[str, float] = {}
+    clock = _Stopwatch(timings)
     with clock("list"):
         project = ctx.client.get_project(project_id)
+        oof = _out_of_fold(ctx, project_id)
+        # A new model version judges every task's label again: list them all once (PATCHed only
+        # where the label issue changed, unless the sync is --full).
+        oof_version = (oof or {}).get("model_version")
+        relist = full or (oof_version is not None and oof_version != state.oof_version)
+        since = None if relist else list_since(state.watermark, options.overlap_seconds)
         listing_started = ctx.client.server_time()
         listed = _dedupe(ctx.client.list_tasks(project_id, updated_since=since))
+    result = SyncResult(project_id, ctx.dispatcher.mode, full, _now(), listed_since=since, timings=timings)
+    result.watermark_before = state.watermark
     result.tasks_listed = len(listed)
 
     with clock("store"):
         store = AnnotationStore(folder)
         view = store.load()
-        changed, result.annotations_new = _store(store, view, listed, full)
+        changed, result.annotations_new = _store(store, view, listed, relist)
     result.tasks_written = sum(1 for s in changed if s.annotations)
     result.tasks_removed = len(changed) - result.tasks_written
     result.tasks_stored = len(view)
     result.annotations_stored = sum(len(s.annotations) for s in view.values())
 
     with clock("quality"):
-        quality = _score(ctx, project, view, listed, options)
+        quality = _score(ctx, project, view, listed, options, oof)
     result.quality = quality.summary if quality.skipped is None else {"skipped": quality.skipped}
     with clock("patch"):
         revs = {t.id: view[t.id].rev for t in listed if t.id in view}
@@ -234,6 +259,7 @@ def run_sync(
     if not ctx.lock_held():
         raise LockLost(f"sync of project {project_id}: the lock expired while it ran; not committing")
     result.seconds = round(time.monotonic() - started, 3)
+    state.oof_version = oof_version or state.oof_version
     _commit(folder, state, result, advance(state.watermark, (t.updated_at for t in listed), listing_started))
     log.info(
         "project %d: %d listed, %d stored, %d PATCH in %.1f s",

@@ -54,7 +54,9 @@ class SyncOptions(_Frozen):
     topup: TopupOptions | None = None
     escalation: EscalationOptions | None = None
     mirror: tuple[str, ...] = Field(
-        (), description="Quality keys also written into task data as lsc_<key>, for Data Manager filters."
+        ("label_issue",),
+        description="Quality keys also written into task data as lsc_<key>, for Data Manager filters"
+        " (label_issue: the score of a flagged likely label error, for bootstrap's tab).",
     )
     alert_webhook: HttpUrl | None = Field(None, description="POST new drift alerts here (JSON).")
     gold: str | None = Field(

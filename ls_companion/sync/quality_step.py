@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.records import Task
+
+if TYPE_CHECKING:
+    from ls_companion.quality.engine import QualityReport
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,15 @@ def assess(
     gold_file: Path | None = None,
     gold_store: Path | None = None,
     escalation: EscalationRule | None = None,
+    oof: Mapping[str, Any] | None = None,
 ) -> QualityOutcome:
-    """Score the project from its stored ``tasks``; per-task dicts only for ``wanted`` task ids."""
+    """Score the project from its stored ``tasks``; per-task dicts only for ``wanted`` task ids.
+
+    ``oof``: the ML backend's stored out-of-fold probabilities (its ``/oof`` answer), for model-assisted
+    consensus and each task's ``label_issue``.
+    """
+    import pandas as pd
+
     from ls_companion.quality.engine import QualityOptions, compute_project_quality
     from ls_companion.quality.escalation import plan_escalation
     from ls_companion.quality.records import controls_from_config, tasks_to_table
@@ -73,10 +83,22 @@ def assess(
     options = QualityOptions(methods=None)
     if escalation is not None:
         options = QualityOptions(methods=None, low_agreement=escalation.below)
+    stored = {name: found for name, found in (oof or {}).get("controls", {}).items() if name in controls}
     report = compute_project_quality(
-        table, controls, gold_answers=_gold(gold_file, gold_store, controls, tasks), options=options
+        table,
+        controls,
+        gold_answers=_gold(gold_file, gold_store, controls, tasks),
+        options=options,
+        model_proba={
+            name: pd.DataFrame(found["proba"], index=found["task_ids"], columns=found["classes"])
+            for name, found in stored.items()
+        },
     )
     per_task = {int(task_id): meta for task_id, meta in report.task_meta(wanted).items()}
+    issues = _label_issues(report, stored, (oof or {}).get("model_version"))
+    for task_id, meta in per_task.items():
+        if task_id in issues:
+            meta["label_issue"] = issues[task_id]
     as_dict = report.to_dict()
     escalations: list[tuple[int, int]] = []
     if escalation is not None and escalation.overlaps:
@@ -88,6 +110,23 @@ def assess(
         alerts=list(as_dict["drift"]["alerts"]),
         escalations=escalations,
     )
+
+
+def _label_issues(
+    report: QualityReport, stored: Mapping[str, Any], model_version: str | None
+) -> dict[int, Any]:
+    """Each task's ``label_issue`` on the first categorical control the model has out-of-fold
+    probabilities for, judging the task's consensus label."""
+    from ls_companion.quality.label_issues import task_label_issues
+
+    for name, found in stored.items():
+        control = report.controls.get(name)
+        if control is None or not control.spec.categorical:
+            continue
+        labels = control.tasks.dropna(subset=["consensus"])
+        consensus = {int(t): str(v) for t, v in zip(labels["task_id"], labels["consensus"], strict=True)}
+        return {int(t): issue for t, issue in task_label_issues(found, consensus, model_version).items()}
+    return {}
 
 
 def escalate(client: LabelStudioClient, plan: Sequence[tuple[int, int]]) -> int:

@@ -39,6 +39,8 @@ class ProjectState:
     last_sync: dict[str, Any] | None = None
     last_train: dict[str, Any] | None = None
     last_topup: dict[str, Any] | None = None
+    #: The ML backend's model version whose out-of-fold probabilities the last sync judged labels with.
+    oof_version: str | None = None
     #: Drift alerts seen, newest last: each has ``key``, ``first_seen``, ``delivered``.
     alerts: list[dict[str, Any]] = field(default_factory=list)
 

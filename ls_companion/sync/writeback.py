@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 QUALITY_KEY = "quality"
 REV_KEY = "rev"
+LABEL_ISSUE_KEY = "label_issue"
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -45,12 +46,27 @@ def current_quality(task: Task) -> Any:
 
 
 def mirror_values(quality: Mapping[str, Any] | None, fields: Sequence[str]) -> dict[str, Any]:
-    """``lsc_<key>`` data values for the mirrored scalar keys (None when a key is absent or not scalar)."""
+    """``lsc_<key>`` data values for the mirrored scalar keys (None when a key is absent or not scalar).
+
+    A finding (``label_issue``) mirrors its score while it is flagged, None otherwise: the Data Manager
+    tab of likely label errors lists exactly the flagged tasks.
+    """
     out = {}
     for key in fields:
         value = quality.get(key) if quality is not None else None
+        if isinstance(value, Mapping) and "flagged" in value:
+            value = value.get("score") if value["flagged"] else None
         out[MIRROR_PREFIX + key] = value if isinstance(value, _SCALARS) else None
     return out
+
+
+def _new_label_issue(current: Mapping[str, Any], computed: Mapping[str, Any] | None) -> bool:
+    """Whether ``computed`` has a label issue from another model version than the one in ``current``."""
+    new = computed.get(LABEL_ISSUE_KEY) if computed is not None else None
+    old = current.get(LABEL_ISSUE_KEY)
+    if not isinstance(new, Mapping):
+        return False
+    return not isinstance(old, Mapping) or old.get("model_version") != new.get("model_version")
 
 
 def plan_updates(
@@ -71,7 +87,10 @@ def plan_updates(
         current = current_quality(task)
         rev = revs.get(task.id)
         if not refresh and rev is not None and isinstance(current, Mapping) and current.get(REV_KEY) == rev:
-            desired: dict[str, Any] | None = dict(current)  # already describes these annotations
+            kept = dict(current)  # already describes these annotations
+            if _new_label_issue(current, computed.get(task.id)):  # a new model judged the label
+                kept[LABEL_ISSUE_KEY] = computed[task.id][LABEL_ISSUE_KEY]
+            desired: dict[str, Any] | None = kept
         elif task.id in computed:
             desired = {**computed[task.id], REV_KEY: rev}
         else:

@@ -119,22 +119,25 @@ def test_redis_passwords_stay_out_of_messages() -> None:
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
+CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+    '<Choice value="ham"/><Choice value="spam"/></Choices></View>'
+)
+
+
+def annotated(task_id: int, labels: list[str]) -> Task:
+    results = [
+        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [x]}}
+        for x in labels
+    ]
+    annotations = [
+        {"id": task_id * 10 + i, "completed_by": i + 1, "result": [r]} for i, r in enumerate(results)
+    ]
+    return Task.from_api({"id": task_id, "data": {"text": "x"}, "annotations": annotations})
+
+
 def test_the_sync_flags_and_escalates_low_agreement_at_its_own_threshold() -> None:
-    config = (
-        '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
-        '<Choice value="ham"/><Choice value="spam"/></Choices></View>'
-    )
-
-    def annotated(task_id: int, labels: list[str]) -> Task:
-        results = [
-            {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [x]}}
-            for x in labels
-        ]
-        annotations = [
-            {"id": task_id * 10 + i, "completed_by": i + 1, "result": [r]} for i, r in enumerate(results)
-        ]
-        return Task.from_api({"id": task_id, "data": {"text": "x"}, "annotations": annotations})
-
+    config = CONFIG
     tasks = [annotated(1, ["ham", "ham", "spam"]), annotated(2, ["ham", "ham", "ham"])]  # agreement 1/3 and 1
     overlaps = {1: 3, 2: 3}
     strict = assess(tasks, config, [1, 2], escalation=EscalationRule(0.5, 5, overlaps))
@@ -143,3 +146,42 @@ def test_the_sync_flags_and_escalates_low_agreement_at_its_own_threshold() -> No
     # The meta says "not low" exactly when the task is not escalated: one threshold, one decision.
     assert not lenient.per_task[1]["low_agreement"] and lenient.escalations == []
     assert lenient.summary["low_agreement_threshold"] == 0.3
+
+
+def test_the_backends_out_of_fold_probabilities_flag_the_wrong_label_and_feed_consensus() -> None:
+    labels = ["ham", "spam"] * 6
+    labels[4] = "spam"  # task 5 is ham, but labelled spam: the model (never trained on it) says ham
+    tasks = [annotated(i + 1, [label]) for i, label in enumerate(labels)]
+    proba = [[0.9, 0.1] if i % 2 == 0 else [0.15, 0.85] for i in range(12)]
+    oof = {
+        "model_version": "v7",
+        "controls": {"label": {"task_ids": list(range(1, 13)), "classes": ["ham", "spam"], "proba": proba}},
+    }
+    outcome = assess(tasks, CONFIG, [5, 6], oof=oof)
+    assert set(outcome.per_task) == {5, 6}
+    issue = outcome.per_task[5]["label_issue"]
+    assert issue == {"score": 0.9, "suggested": "ham", "flagged": True, "model_version": "v7"}
+    assert outcome.per_task[6]["label_issue"]["flagged"] is False
+    assert outcome.per_task[6]["label_issue"]["score"] == 0.15
+    assert "label_issue" not in assess(tasks, CONFIG, [5]).per_task[5]  # no backend, no finding
+
+
+def test_a_label_issue_is_mirrored_while_flagged_and_a_new_model_version_patches_it() -> None:
+    assert SyncOptions().mirror == ("label_issue",)  # bootstrap's "Possible label errors" tab filters on it
+    flagged = {"score": 0.9, "suggested": "ham", "flagged": True, "model_version": "v1"}
+    assert mirror_values({"label_issue": flagged}, ["label_issue"]) == {"lsc_label_issue": 0.9}
+    kept = {**flagged, "flagged": False}
+    assert mirror_values({"label_issue": kept}, ["label_issue"]) == {"lsc_label_issue": None}
+    current = {**QUALITY, "rev": "r1", "label_issue": flagged}
+    same = {**QUALITY, "agreement": 0.7, "label_issue": {**flagged, "score": 0.8}}
+    assert (
+        plan_updates([task(1, current, lsc_label_issue=0.9)], {1: "r1"}, {1: same}, mirror=("label_issue",))
+        == []
+    )
+    newer = {**QUALITY, "agreement": 0.7, "label_issue": {**kept, "model_version": "v2"}}
+    [update] = plan_updates(
+        [task(1, current, lsc_label_issue=0.9)], {1: "r1"}, {1: newer}, mirror=("label_issue",)
+    )
+    # only the label issue moves (the rest still describes the same annotations), and leaves the tab
+    assert update.quality == {**current, "label_issue": newer["label_issue"]}
+    assert update.data_values == {"lsc_label_issue": None}
