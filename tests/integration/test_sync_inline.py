@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from ls_companion.bootstrap.apply import LABEL_ERRORS_VIEW, sync_views
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess, free_port
 from ls_companion.projectdata import project_dir
@@ -211,7 +213,7 @@ def test_cli_syncs_inline_exports_and_says_when_redis_is_down(
     assert json.loads(inline.stdout)["patches"] == 0
 
 
-def test_training_is_requested_after_enough_new_annotations(
+def test_training_is_requested_after_enough_new_annotations_and_its_model_flags_a_wrong_label(
     ls_client: LabelStudioClient, label_studio: LabelStudioProcess, users: list[User], tmp_path: Path
 ) -> None:
     # The real backend, told to never train from webhooks alone: only our request can make it train.
@@ -225,14 +227,15 @@ def test_training_is_requested_after_enough_new_annotations(
     try:
         project = new_project(ls_client, "sync train")
         texts = [("win a free prize now", "spam"), ("see you at lunch today", "ham")]
-        ls_client.import_tasks(
+        wrong = 4  # a spam message labelled ham on purpose
+        ids = ls_client.import_tasks(
             project.id,
             [
                 {
                     "data": {"text": f"{texts[i % 2][0]} {i}"},
                     "annotations": [
                         {
-                            "result": choice(texts[i % 2][1]),
+                            "result": choice("ham" if i == wrong else texts[i % 2][1]),
                             "completed_by": users[0].id,
                             "ground_truth": False,
                         }
@@ -265,7 +268,27 @@ def test_training_is_requested_after_enough_new_annotations(
         state = load_state(project_dir(tmp_path, project.id), project.id)
         assert state.annotations_since_train == 0 and state.last_train is not None
 
-        # Nothing new: no training request.
-        assert sync_inline(settings, client, project.id, options).train is None
+        # Nothing new: no training request. The new model's out-of-fold probabilities (GET /oof) judge
+        # every task's label once: the wrong one is flagged and mirrored for the "Possible label errors" tab.
+        judged = sync_inline(settings, client, project.id, options)
+        assert judged.train is None and (judged.tasks_listed, judged.patches) == (12, 12)
+        issues: dict[int, dict[str, Any]] = {
+            t: q["label_issue"]  # type: ignore[misc]
+            for t, q in quality_of(ls_client, project.id).items()
+            if q
+        }
+        assert issues[ids[wrong]]["flagged"] and issues[ids[wrong]]["suggested"] == "spam"
+        assert (
+            issues[ids[wrong]]["model_version"]
+            == load_state(project_dir(tmp_path, project.id), project.id).oof_version
+        )
+        assert [t for t, issue in issues.items() if issue["flagged"]] == [ids[wrong]]
+        sync_views(client, project.id)
+        (view,) = [
+            v for v in client.list_views(project.id) if v["data"]["title"] == LABEL_ERRORS_VIEW["title"]
+        ]
+        listed = client._raw("GET", "api/tasks/", params={"project": project.id, "view": view["id"]})
+        assert [t["id"] for t in listed["tasks"]] == [ids[wrong]]
+        assert sync_inline(settings, client, project.id, options).patches == 0  # the same model: nothing new
     finally:
         backend.stop()
