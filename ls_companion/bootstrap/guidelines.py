@@ -51,7 +51,9 @@ def split_footer(instruction: str) -> tuple[str, str | None, pd.Timestamp | None
 
 
 def with_footer(body: str, version: str, since: datetime | pd.Timestamp) -> str:
-    stamp = pd.Timestamp(since).isoformat(timespec="seconds")
+    # To the microsecond, as Label Studio stamps annotations: cut to the second, the answers given in the
+    # second before a change would count for the new version.
+    stamp = pd.Timestamp(since).isoformat(timespec="microseconds")
     return (
         f"{body}\n<footer><small>Guidelines {version}, in force since {stamp} (ls-companion)</small></footer>"
     )

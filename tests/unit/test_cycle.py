@@ -39,8 +39,9 @@ def test_footer_keeps_its_time_while_the_version_is_unchanged(tmp_path: Path) ->
     assert (body, version, since) == ("<h1>G v1</h1>", "v1", pd.Timestamp(T0))
     later = datetime(2026, 2, 1, tzinfo=UTC)
     assert guidelines.stamped("<h1>G v1</h1>", first, later) == first  # unchanged: same footer
+    later = datetime(2026, 2, 1, 9, 30, 5, 812_004, tzinfo=UTC)
     second = guidelines.stamped("<h1>G v2</h1>", first, later)
-    assert guidelines.split_footer(second)[1:] == ("v2", pd.Timestamp(later))
+    assert guidelines.split_footer(second)[1:] == ("v2", pd.Timestamp(later))  # not cut to the second
     guidelines.record_version(tmp_path, first)
     guidelines.record_version(tmp_path, first)
     history = guidelines.record_version(tmp_path, second)
