@@ -192,7 +192,9 @@ def issues_payload(
 def task_label_issues(
     oof: Mapping[str, Any], labels: Mapping[Any, Any], model_version: str | None
 ) -> dict[Any, dict[str, Any]]:
-    """Per task, what the sync writes as ``quality.label_issue``: score, suggested label, flagged, version.
+    """Per task, what the sync writes as ``quality.label_issue``: the label judged, score, suggested
+    label, flagged, version, and ``noise_rate``, the confident joint's estimated share of wrong labels
+    of the task's class (stored per task so the report reads the per-class noise from task meta alone).
 
     ``oof``: one control's stored out-of-fold probabilities (``task_ids``, ``classes``, ``proba``, as the
     ML backend's training job keeps them with ``model_version``); ``labels``: each task's current
@@ -209,12 +211,15 @@ def task_label_issues(
         return {}
     proba = np.asarray(oof["proba"], dtype=float)[[row for _, _, row in kept]]
     found = find_label_issues(np.array([code for _, code, _ in kept], dtype=np.int64), proba)
+    rates = found.noise.noise_rates
     return {
         task: {
+            "label": classes[code],
+            "noise_rate": round(float(rates[code]), 4),
             "score": round(float(found.score[i]), 4),
             "suggested": classes[found.suggested[i]],
             "flagged": bool(found.flagged[i]),
             "model_version": model_version,
         }
-        for i, (task, _, _) in enumerate(kept)
+        for i, (task, code, _) in enumerate(kept)
     }

@@ -52,6 +52,8 @@ NO_BACKEND = "no ML backend: set ML_BACKEND_URL or connect one to the project in
 #: The label distribution keeps the most frequent labels; the rest are summed as ``OTHER``.
 MAX_LABELS = 20
 OTHER = "(other)"
+#: The "Possible label errors" section lists this many flagged tasks, highest score first.
+TOP_LABEL_ISSUES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class ReportInputs:
     source: str = "label_studio"
     #: Guideline versions with the time each took effect, oldest first (``bootstrap.guidelines``).
     guidelines: History = field(default_factory=list)
+    #: The text (the config's object data) of the tasks the label-errors section lists, by task id.
+    texts: Mapping[int, str] = field(default_factory=dict)
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -102,6 +106,7 @@ def collect(
     else:
         listed = list(client.list_tasks(project_id, data=False, annotations=True, predictions=True))
         data = adapter.from_tasks(listed, controls, project_id)
+    metas = {task.id: _ours(task.meta) for task in listed}
     return ReportInputs(
         project=ProjectInfo(
             id=project.id,
@@ -113,12 +118,25 @@ def collect(
         ),
         data=data,
         gold=adapter.load_gold(data, gold_file=gold_file, data_dir=settings.data_dir),
-        metas={task.id: _ours(task.meta) for task in listed},
+        metas=metas,
         users={str(u.id): u.email or u.username or str(u.id) for u in client.list_users()},
         models=project_models(settings, client, project_id) if with_models else no_models("not read"),
         source="store" if from_store else "label_studio",
         guidelines=read_history(project_dir(settings.data_dir, project_id), project.expert_instruction),
+        texts=task_texts(client, project.label_config, top_label_issues(metas)),
     )
+
+
+def task_texts(client: LabelStudioClient, label_config: str, task_ids: Sequence[int]) -> dict[int, str]:
+    """Each task's data the config's object tags show, read one task at a time (only a few are asked)."""
+    from ls_companion.bootstrap.spec import data_keys
+
+    keys = data_keys(label_config)
+    texts = {}
+    for task_id in task_ids:
+        data = client.get_task(task_id).data
+        texts[task_id] = " | ".join(str(data[k]) for k in keys if data.get(k) is not None)
+    return texts
 
 
 def _ours(meta: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -260,6 +278,7 @@ def build_report(
         "guidelines": versions.by_version(quality, inputs.guidelines, options.drift_alpha),
     }
     issues = stored_label_issues(inputs.metas)
+    payload["label_issues"] = label_issues_section(inputs.metas, inputs.texts)
     if issues:  # the engine's confusion has no label issues: show the examples the sync flagged
         payload["confusion"] = label_confusion(quality, issues)
     result: dict[str, Any] = jsonable(payload)
@@ -275,6 +294,52 @@ def stored_label_issues(metas: Mapping[int, Mapping[str, Any]]) -> dict[int, Map
         if isinstance(issue, Mapping) and issue.get("flagged"):
             found[task_id] = issue
     return found
+
+
+def top_label_issues(metas: Mapping[int, Mapping[str, Any]], limit: int = TOP_LABEL_ISSUES) -> list[int]:
+    """The flagged tasks, highest score first (ties: lower task id first)."""
+    issues = stored_label_issues(metas)
+    return sorted(issues, key=lambda t: (-float(issues[t].get("score") or 0.0), t))[:limit]
+
+
+def label_issues_section(metas: Mapping[int, Mapping[str, Any]], texts: Mapping[int, str]) -> dict[str, Any]:
+    """The flagged tasks (top ones with their text) and, per label, the noise the sync estimated.
+
+    Every task's ``label_issue`` carries its label's ``noise_rate`` (``task_label_issues``); one sync
+    writes one value per label, so the mean only differs from it when syncs of other labels wrote some.
+    """
+    stored = [
+        issue
+        for meta in metas.values()
+        if isinstance(quality := meta.get("quality"), Mapping)
+        and isinstance(issue := quality.get("label_issue"), Mapping)
+        and issue.get("label") is not None
+    ]
+    issues = stored_label_issues(metas)
+    by_label: dict[str, list[float]] = {}
+    for issue in stored:
+        by_label.setdefault(str(issue["label"]), []).append(float(issue.get("noise_rate") or 0.0))
+    return {
+        "n_judged": len(stored),
+        "n_flagged": len(issues),
+        "top": [
+            {
+                "task_id": task_id,
+                "text": texts.get(task_id),
+                **{k: issues[task_id].get(k) for k in ("label", "suggested", "score", "model_version")},
+            }
+            for task_id in top_label_issues(metas)
+        ],
+        "noise": [
+            {
+                "label": label,
+                "tasks": len(rates),
+                "noise_rate": jsonable(sum(rates) / len(rates), DECIMALS),
+                "estimated_wrong": round(sum(rates)),
+            }
+            for label, rates in sorted(by_label.items())
+        ],
+    }
 
 
 def pair_agreement(quality: QualityReport) -> dict[str, list[dict[str, Any]]]:

@@ -14,7 +14,9 @@ from ls_companion.bootstrap.apply import LABEL_ERRORS_VIEW, sync_views
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess, free_port
 from ls_companion.projectdata import project_dir
+from ls_companion.quality.consensus import MAJORITY_VOTE
 from ls_companion.records import User
+from ls_companion.report.gather import build_report, collect
 from ls_companion.settings import Settings
 from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import EscalationOptions, SyncOptions
@@ -289,6 +291,14 @@ def test_training_is_requested_after_enough_new_annotations_and_its_model_flags_
         ]
         listed = client._raw("GET", "api/tasks/", params={"project": project.id, "view": view["id"]})
         assert [t["id"] for t in listed["tasks"]] == [ids[wrong]]
+        # The report's "Possible label errors" section reads the same stored findings, with the text.
+        inputs = collect(client, settings, project.id, with_models=False)
+        section = build_report(inputs, methods=(MAJORITY_VOTE,))["label_issues"]
+        assert [(e["task_id"], e["text"], e["label"], e["suggested"]) for e in section["top"]] == [
+            (ids[wrong], f"win a free prize now {wrong}", "ham", "spam")
+        ]
+        assert {n["label"]: n["tasks"] for n in section["noise"]} == {"ham": 7, "spam": 5}
+        assert any(n["noise_rate"] > 0 for n in section["noise"])
         assert sync_inline(settings, client, project.id, options).patches == 0  # the same model: nothing new
     finally:
         backend.stop()

@@ -137,7 +137,29 @@ def test_task_label_issues_from_stored_out_of_fold_probabilities() -> None:
     labels = {10: "a", 11: "a", 12: "a", 13: "b", 14: "b", 15: "b", 99: "a"}  # 16 has no label, 99 no row
     found = task_label_issues(oof, labels, "v1")
     assert set(found) == {10, 11, 12, 13, 14, 15}
-    assert found[12] == {"score": 0.8, "suggested": "b", "flagged": True, "model_version": "v1"}
-    assert found[15] == {"score": 0.7, "suggested": "a", "flagged": True, "model_version": "v1"}
-    assert found[14] == {"score": 0.3, "suggested": "a", "flagged": False, "model_version": "v1"}
+    # one in three labels of each class is confidently of the other (12 and 15): noise rate 1/3 each
+    assert found[12] == {
+        "label": "a",
+        "noise_rate": 0.3333,
+        "score": 0.8,
+        "suggested": "b",
+        "flagged": True,
+        "model_version": "v1",
+    }
+    assert found[15] == {
+        "label": "b",
+        "noise_rate": 0.3333,
+        "score": 0.7,
+        "suggested": "a",
+        "flagged": True,
+        "model_version": "v1",
+    }
+    assert found[14] == {
+        "label": "b",
+        "noise_rate": 0.3333,
+        "score": 0.3,
+        "suggested": "a",
+        "flagged": False,
+        "model_version": "v1",
+    }
     assert task_label_issues(oof, {10: "c"}, "v1") == {}  # a label the model does not know

@@ -25,6 +25,7 @@ from ls_companion.errors import InputError
 from ls_companion.projectdata import project_dir
 from ls_companion.quality import adapter, consensus
 from ls_companion.quality.engine import QualityOptions, compute_project_quality, consensus_methods
+from ls_companion.quality.label_issues import task_label_issues
 from ls_companion.quality.records import Box, Span, controls_from_config
 from ls_companion.records import Task
 from ls_companion.report import PLOTS, save_report
@@ -381,3 +382,34 @@ def test_bad_methods_are_a_one_line_error(capsys: pytest.CaptureFixture[str], tm
     assert code == 2
     err = capsys.readouterr().err
     assert "--methods: unknown vote" in err and "Traceback" not in err
+
+
+def test_possible_label_errors_from_the_label_issues_the_sync_stored(tmp_path: Path) -> None:
+    # What the sync stores for tasks 1-6 (truth: odd spam, even ham): task 6's "ham" looks like spam.
+    oof = {
+        "task_ids": [1, 2, 3, 4, 5, 6],
+        "classes": ["ham", "spam"],
+        "proba": [[0.1, 0.9], [0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]],
+    }
+    stored = task_label_issues(oof, {t: truth(t) for t in range(1, 7)}, "v3")
+    base = inputs()
+    metas = {
+        t: {**m, "quality": {"label_issue": stored[t]}} if t in stored else m for t, m in base.metas.items()
+    }
+    data = dataclasses.replace(base, metas=metas, texts={6: "win a <prize> now"})
+    section = build_report(data, methods=FAST)["label_issues"]
+    # Confident joint: of the 3 ham labels one (task 6) is confidently spam, no spam label is confidently
+    # ham; the data implies one wrong label, so task 5 (score 0.6, confident of neither) is not flagged.
+    assert section == {
+        "n_judged": 6,
+        "n_flagged": 1,
+        "top": [{"task_id": 6, "text": "win a <prize> now", "label": "ham", "suggested": "spam",
+                 "score": 0.7, "model_version": "v3"}],
+        "noise": [{"label": "ham", "tasks": 3, "noise_rate": 0.3333, "estimated_wrong": 1},
+                  {"label": "spam", "tasks": 3, "noise_rate": 0.0, "estimated_wrong": 0}],
+    }  # fmt: skip
+    html = save_report(build_report(data, methods=FAST), tmp_path / "out").html.read_text()
+    assert (
+        '<a href="http://ls.test/projects/7/data?task=6">6</a></td><td>win a &lt;prize&gt; now</td>' in html
+    )
+    assert '<td>ham</td><td class="n">3</td><td class="n">33.3' in html

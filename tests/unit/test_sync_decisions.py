@@ -160,7 +160,15 @@ def test_the_backends_out_of_fold_probabilities_flag_the_wrong_label_and_feed_co
     outcome = assess(tasks, CONFIG, [5, 6], oof=oof)
     assert set(outcome.per_task) == {5, 6}
     issue = outcome.per_task[5]["label_issue"]
-    assert issue == {"score": 0.9, "suggested": "ham", "flagged": True, "model_version": "v7"}
+    # task 5's "spam" is the one of the 7 spam labels the model is confident is ham: noise rate 1/7
+    assert issue == {
+        "label": "spam",
+        "noise_rate": 0.1429,
+        "score": 0.9,
+        "suggested": "ham",
+        "flagged": True,
+        "model_version": "v7",
+    }
     assert outcome.per_task[6]["label_issue"]["flagged"] is False
     assert outcome.per_task[6]["label_issue"]["score"] == 0.15
     assert "label_issue" not in assess(tasks, CONFIG, [5]).per_task[5]  # no backend, no finding
