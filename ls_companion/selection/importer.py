@@ -33,6 +33,7 @@ from ls_companion.selection.scan import (
     DEFAULT_CANDIDATES,
     PoolScan,
     ScanOptions,
+    check_image_references,
     fetch_rows,
     item_data,
     scan_pool,
@@ -121,6 +122,8 @@ class _Context:
     text_column: str | None
     gold: list[GoldItem]
     store: GoldStore
+    #: ``text_column`` holds images (Image project): no text features, so no clustering.
+    images: bool = False
 
 
 def run_select(
@@ -152,7 +155,8 @@ def run_select(
         options=_scan_options(ctx),
         on_rows=(lambda n: progress("scoring pool", n, None)) if progress else None,
     )
-    strategy = choose_strategy(ctx.strategy, scan.pool, request.cold_start)
+    # Images have no text to cluster: their cold start is a seeded uniform pick.
+    strategy = choose_strategy(ctx.strategy, scan.pool, "random" if ctx.images else request.cold_start)
     rng = np.random.default_rng([request.seed, decision.al_round])
     plan = plan_batch(
         scan.pool,
@@ -189,14 +193,24 @@ def _context(client: LabelStudioClient, request: SelectRequest, data_dir: Path) 
     text_column = request.text_column or (control.data_key if control else None)
     if text_column is None:
         text_column = next((c.data_key for c in controls if c.data_key), None)
+    images = any(c.object_tag == "image" and c.data_key == text_column for c in controls)
+    strategy = make_strategy(request.strategy)
+    if images and strategy.needs_features:
+        raise InputError(
+            f"--strategy {strategy.name} clusters item texts, and column {text_column!r} holds images: "
+            "use random or an uncertainty strategy (entropy, margin, least-confidence, balanced)"
+        )
     gold: list[GoldItem] = []
     if request.gold is not None:
         if control is None:
             raise InputError("--gold needs a Choices or Labels control in the label config (or --control)")
         gold = read_gold(request.gold, answer_column=request.gold_answer_column, multiple=control.multiple)
         check_answers(gold, control.name, control.labels if control.tag == "choices" else ())
+        if images:
+            where = f"{request.gold}: column {text_column!r}"
+            check_image_references(where, [g.data.get(str(text_column)) for g in gold])
     store = GoldStore(gold_store_path(data_dir, request.project_id))
-    return _Context(request, make_strategy(request.strategy), control, text_column, gold, store)
+    return _Context(request, strategy, control, text_column, gold, store, images)
 
 
 def _decide(ctx: _Context, state: ProjectState, scorer: Scorer | None) -> tuple[RoundDecision, str | None]:
@@ -225,7 +239,9 @@ def _probe_version(request: SelectRequest, scorer: Scorer | None) -> str | None:
 def _scan_options(ctx: _Context) -> ScanOptions:
     request, strategy = ctx.request, ctx.strategy
     # Keep candidates with text for clustering: the strategy needs them, or its cold start might.
-    keep = strategy.needs_features or (strategy.needs_model and request.cold_start == "diversity")
+    keep = not ctx.images and (
+        strategy.needs_features or (strategy.needs_model and request.cold_start == "diversity")
+    )
     return ScanOptions(
         id_column=request.id_column,
         text_column=ctx.text_column,
@@ -236,6 +252,7 @@ def _scan_options(ctx: _Context) -> ScanOptions:
         seed=request.seed,
         chunk_rows=request.read_chunk_rows,
         workers=request.workers,
+        images=ctx.images,
     )
 
 

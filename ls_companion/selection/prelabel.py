@@ -28,6 +28,7 @@ class ControlInfo:
     labels: tuple[str, ...]
     multiple: bool
     data_key: str | None
+    object_tag: str = ""  # lower case tag of the object it labels: "text", "image", ...
 
 
 def project_controls(label_config: str) -> list[ControlInfo]:
@@ -39,6 +40,7 @@ def project_controls(label_config: str) -> list[ControlInfo]:
     except Exception as exc:  # the SDK raises several types for a config it cannot parse
         raise InputError(f"cannot read the project's label config ({exc})") from None
     data_keys = {obj.name: getattr(obj, "value_name", None) for obj in interface.objects}
+    object_tags = {obj.name: str(obj.tag).lower() for obj in interface.objects}
     controls = []
     for control in interface.controls:
         to_name = control.to_name[0] if control.to_name else ""
@@ -50,6 +52,7 @@ def project_controls(label_config: str) -> list[ControlInfo]:
                 labels=tuple(str(x) for x in (getattr(control, "labels", None) or ())),
                 multiple=str(control.attr.get("choice", "")).lower() == "multiple",
                 data_key=data_keys.get(to_name) or None,
+                object_tag=object_tags.get(to_name, ""),
             )
         )
     return controls

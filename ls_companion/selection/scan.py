@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +49,8 @@ class ScanOptions:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     #: Processes (or threads, for an HTTP scorer) scoring chunks while the next ones are read.
     workers: int = 1
+    #: ``text_column`` holds image references (an Image project): each must be one the backend fetches.
+    images: bool = False
 
 
 @dataclass
@@ -73,6 +76,37 @@ class PoolScan:
 def item_data(row: Row, id_column: str | None) -> dict[str, Any]:
     """A pool row as task data: every column but the id column."""
     return {k: v for k, v in row.items() if k != id_column}
+
+
+def image_reference_problem(value: Any) -> str | None:
+    """Why the ML backend cannot fetch ``value`` as the image of a pool item, or None when it can.
+
+    A pool item is no task yet, so only what needs no task is fetchable (ml_backend.media): http(s)
+    URLs and Label Studio paths (``/data/upload/...``, ``/data/local-files/?d=...``). Storage URIs are
+    resolved by LS only for a task, and the backend never reads a local path (a request could name any).
+    """
+    text = "" if value is None else str(value)
+    scheme = urlsplit(text).scheme.lower()
+    if scheme in ("http", "https") or text.startswith("/data/"):
+        return None
+    if not text:
+        return "no image reference"
+    if len(scheme) > 1 and scheme != "file":  # one letter: a Windows drive
+        return (
+            f"{text[:120]} is a storage URI, which Label Studio resolves only for tasks: use its http(s) URL"
+        )
+    return (
+        f"{text[:120]} is a local path, which the ML backend does not read: serve its folder as a Label "
+        "Studio local-files storage and write /data/local-files/?d=<path below LOCAL_FILES_DOCUMENT_ROOT>"
+    )
+
+
+def check_image_references(where: str, values: Sequence[Any], first_row: int = 1) -> None:
+    """Raise ``InputError`` naming the first value the backend cannot fetch (``where``: file and column)."""
+    for k, value in enumerate(values):
+        problem = image_reference_problem(value)
+        if problem is not None:
+            raise InputError(f"{where}, row {first_row + k}: {problem}")
 
 
 def hash_priority(seed: int, ids: Sequence[str]) -> NDArray[np.uint64]:
@@ -224,6 +258,11 @@ def scan_pool(
     work = _ChunkScorer(scorer, options.id_column, frozenset(exclude))
     with _parallel(work, options.workers) as submit:
         for rows in read_chunks(path, chunk_rows=options.chunk_rows):
+            if options.images and options.text_column is not None:
+                column = options.text_column
+                check_image_references(
+                    f"{path}: column {column!r}", [row.get(column) for row in rows], rows_read + 1
+                )
             pending.append((rows, rows_read, submit(rows, acc.scored is not False)))
             rows_read += len(rows)
             while len(pending) > in_flight:

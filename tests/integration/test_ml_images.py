@@ -3,15 +3,26 @@ annotations, task media failures, and a third-party plugin found by entry point.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from label_studio_sdk.label_interface.interface import LabelInterface
 
+from ls_companion import META_NAMESPACE
 from ls_companion.client import LabelStudioClient
+from ls_companion.errors import InputError
 from ls_companion.localserver import LabelStudioProcess, free_port
+from ls_companion.records import Project
+from ls_companion.selection.importer import SelectRequest, run_select
+from ls_companion.selection.scoring import HttpScorer
 from tests.conftest import REPO_ROOT
 from tests.harness.images import digit_png, document_png
 from tests.harness.ml_backend import MLBackendProcess, start_ml_backend
@@ -36,6 +47,7 @@ DIGITS_CONFIG = """<View>
     <Choice value="zero"/><Choice value="one"/><Choice value="seven"/>
   </Choices>
 </View>"""
+DIGIT_NAMES = {0: "zero", 1: "one", 7: "seven"}
 RATING_CONFIG = """<View>
   <Text name="text" value="$text"/>
   <Rating name="stars" toName="text" maxRating="5"/>
@@ -146,24 +158,38 @@ def image_choice(value: str) -> list[dict[str, Any]]:
     return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [value]}}]
 
 
-def test_image_classification_learned_from_annotations(
+@dataclass
+class Digits:
+    """An Image + Choices project of 30 uploaded digit scans, 18 annotated, trained once (``version``)."""
+
+    project: Project
+    ids: list[int]
+    label_of: dict[int, str]
+    version: str
+
+
+@pytest.fixture(scope="module")
+def digits(
     ls_client: LabelStudioClient, label_studio: LabelStudioProcess, backend: MLBackendProcess
-) -> None:
+) -> Digits:
     project = new_project(ls_client, "image classes", label_config=DIGITS_CONFIG)
-    names = {0: "zero", 1: "one", 7: "seven"}
-    digits = [(digit, k) for k in range(10) for digit in names]  # 30 scans, 10 of each class
+    digits = [(digit, k) for k in range(10) for digit in DIGIT_NAMES]  # 30 scans, 10 of each class
     files = {f"d{digit}_{k}.png": digit_png(digit, k) for digit, k in digits}
     ids = upload(ls_client, label_studio, project.id, files)
-    label_of = {i: names[d] for i, (d, _) in zip(ids, digits, strict=True)}
+    label_of = {i: DIGIT_NAMES[d] for i, (d, _) in zip(ids, digits, strict=True)}
     backend_id = connect(ls_client, project, backend)
     hook = ls_client.list_webhooks(project.id)[0]
     ls_client.update_webhook(hook.id, is_active=False)  # training comes from the "Start training" button
-
-    labeled = ids[:18]
-    for task_id in labeled:
+    for task_id in ids[:18]:
         ls_client.create_annotation(task_id, image_choice(label_of[task_id]))
     ls_client.train(backend_id)
-    version = wait_trained(ls_client, backend, project.id, annotated=len(labeled))
+    return Digits(project, ids, label_of, wait_trained(ls_client, backend, project.id, annotated=18))
+
+
+def test_image_classification_learned_from_annotations(
+    ls_client: LabelStudioClient, backend: MLBackendProcess, digits: Digits
+) -> None:
+    project, ids, label_of, version = digits.project, digits.ids, digits.label_of, digits.version
     [info] = backend_versions(backend, project.id)["details"]
     assert info["controls"]["label"]["plugin"] == "image-classifier"
     assert info["controls"]["label"]["training_size"] == 18
@@ -191,6 +217,90 @@ def test_image_classification_learned_from_annotations(
 
 def files_url(ls_client: LabelStudioClient, task_id: int) -> str:
     return str(ls_client.get_task(task_id).data["image"])
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """``folder`` over plain http (an image host that is not Label Studio); its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietFiles, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_select_ranks_an_image_pool_with_the_backend_and_cold_starts_without_clustering(
+    ls_client: LabelStudioClient, backend: MLBackendProcess, digits: Digits, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for digit in DIGIT_NAMES:
+        for k in range(10, 14):
+            (folder / f"p{digit}_{k}.png").write_bytes(digit_png(digit, k))
+    pool = tmp_path / "pool.csv"
+    with serve_folder(folder) as base:
+        urls = sorted(f"{base}/{p.name}" for p in folder.iterdir())
+        pool.write_text("image\n" + "\n".join(urls) + "\n", encoding="utf-8")
+        scorer = HttpScorer(backend.url, digits.project.id, auth=AUTH)
+        try:
+            request = SelectRequest(
+                digits.project.id, pool, batch=5, random_fraction=0.0, with_predictions=True
+            )
+            report = run_select(ls_client, scorer, request, data_dir=tmp_path / "data")
+            scores = scorer.score([{"id": u, "data": {"image": u}} for u in urls])
+        finally:
+            scorer.close()
+    assert (report.strategy, report.model_version, report.imported) == ("entropy", digits.version, 5)
+    assert scores is not None and scores.proba is not None
+    entropy = dict(zip(urls, scores.measures["entropy"].tolist(), strict=True))
+    ours = [
+        t
+        for t in ls_client.list_tasks(digits.project.id, data=True, predictions=True)
+        if META_NAMESPACE in t.meta
+    ]
+    chosen = {str(t.data["image"]): t for t in ours}
+    # The batch is the pool's five most uncertain images by the backend's own entropy (the scans are
+    # easy: most tie at 0, and ties are broken at random), each with the top class as its pre-label.
+    assert len(chosen) == 5
+    assert min(entropy[u] for u in chosen) >= max(entropy[u] for u in urls if u not in chosen)
+    for url, task in chosen.items():
+        assert task.meta[META_NAMESPACE]["uncertainty"] == pytest.approx(entropy[url], abs=1e-5)
+        proba = scores.proba[urls.index(url)]
+        [pre] = task.predictions
+        assert pre.result == image_choice(scores.classes[int(proba.argmax())])
+
+    # No model yet: the default cold start (diversity) would cluster URL strings, so images get a
+    # seeded uniform pick instead; local paths and clustering strategies are refused up front.
+    untrained = new_project(ls_client, "image cold start", label_config=DIGITS_CONFIG)
+    cold = HttpScorer(backend.url, untrained.id, auth=AUTH)
+    try:
+
+        def pick(seed: int) -> list[str]:
+            request = SelectRequest(untrained.id, pool, batch=4, seed=seed, dry_run=True)
+            report = run_select(ls_client, cold, request, data_dir=tmp_path / "data")
+            assert (report.strategy, report.model_version) == ("random", None)
+            assert all(item["cluster"] is None for item in report.items)
+            return [item["source_id"] for item in report.items]
+
+        assert pick(3) == pick(3) != pick(4)
+        local = tmp_path / "local.csv"
+        local.write_text(f"image\n{urls[0]}\n{folder}/p0_10.png\n", encoding="utf-8")
+        with pytest.raises(InputError, match=r"row 2: .* is a local path.*/data/local-files/\?d="):
+            run_select(ls_client, cold, SelectRequest(untrained.id, local), data_dir=tmp_path / "data")
+        with pytest.raises(InputError, match="holds images: use random or an uncertainty strategy"):
+            run_select(
+                ls_client, cold, SelectRequest(untrained.id, pool, strategy="diversity"), data_dir=tmp_path
+            )
+    finally:
+        cold.close()
 
 
 def test_third_party_plugin_is_found_by_entry_point(

@@ -15,7 +15,7 @@ from ls_companion.errors import InputError
 from ls_companion.projectdata import GoldRecord, GoldStore, gold_store_path
 from ls_companion.selection.gold import check_answers, read_gold
 from ls_companion.selection.prelabel import find_control, prediction, project_controls
-from ls_companion.selection.scan import ScanOptions, fetch_rows, scan_pool
+from ls_companion.selection.scan import ScanOptions, fetch_rows, image_reference_problem, scan_pool
 from ls_companion.selection.scoring import SklearnScorer
 from ls_companion.sources import content_id, read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
@@ -166,6 +166,9 @@ def test_controls_and_predictions_from_the_label_configs() -> None:
     configs = REPO_ROOT / "label_configs"
     single = find_control(project_controls((configs / "text_classification.xml").read_text()))
     assert single is not None and (single.name, single.to_name, single.data_key) == ("label", "text", "text")
+    assert single.object_tag == "text"
+    image = find_control(project_controls((configs / "image_classification.xml").read_text()))
+    assert image is not None and image.object_tag == "image"
     pre = prediction(single, ("Business", "World"), np.array([0.2, 0.8]), score=0.8, model_version="v3")
     assert pre == {
         "result": [
@@ -222,3 +225,20 @@ def test_cold_start_candidates_are_kept_only_without_a_model(
     assert scan_pool(pool_file, scorer, options=options).candidates is None
     cold = scan_pool(pool_file, None, options=options).candidates
     assert cold is not None and len(cold) == 30
+
+
+def test_image_pools_name_the_first_reference_the_backend_cannot_fetch(tmp_path: Path) -> None:
+    fetchable = ["https://example.org/a.png", "/data/upload/3/b.png", "/data/local-files/?d=imgs/c.png"]
+    assert [image_reference_problem(v) for v in fetchable] == [None, None, None]
+    storage = image_reference_problem("s3://bucket/d.png")
+    assert storage is not None and "storage URI" in storage
+    for path in ("imgs/e.png", "/home/me/f.png", "file:///home/me/f.png", r"C:\imgs\g.png"):
+        problem = image_reference_problem(path)
+        assert problem is not None and "/data/local-files/?d=" in problem
+
+    pool = tmp_path / "images.csv"
+    pool.write_text("image\nhttps://example.org/a.png\n/data/upload/3/b.png\nimgs/e.png\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"images.csv: column 'image', row 3: imgs/e.png is a local path"):
+        scan_pool(pool, None, options=ScanOptions(text_column="image", images=True, chunk_rows=2))
+    # Without images=True the same column is text: nothing is checked.
+    assert len(scan_pool(pool, None, options=ScanOptions(text_column="image")).pool) == 3
