@@ -23,6 +23,7 @@ from ls_companion import META_NAMESPACE
 from ls_companion.errors import InputError, SpecError
 from ls_companion.files import read_text
 from ls_companion.gate import GateSpec
+from ls_companion.quality.records import data_keys
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows, source_id
 from ls_companion.sync.options import SyncOptions
@@ -165,16 +166,6 @@ def resolve_label_config(value: str, spec_dir: Path, configs_dir: Path) -> tuple
     if not list(interface.controls):
         raise SpecError("label_config", "the config has no control tag (Choices, Labels, ...)")
     return xml, path
-
-
-def data_keys(label_config: str) -> list[str]:
-    """The task data keys the config's object tags read (``$text`` -> ``text``)."""
-    keys = []
-    for obj in LabelInterface(label_config).objects:
-        value = str(getattr(obj, "value", "") or "")
-        if value.startswith("$"):
-            keys.append(value[1:])
-    return keys
 
 
 def render_guidelines(value: str | None, spec_dir: Path, config_path: Path | None) -> str:

@@ -103,6 +103,18 @@ def _float_attr(attrs: Mapping[str, Any], key: str, default: float) -> float:
         return default
 
 
+def data_keys(label_config: str) -> list[str]:
+    """The task data keys the config's object tags read (``$text`` -> ``text``)."""
+    from label_studio_sdk.label_interface.interface import LabelInterface  # see controls_from_config
+
+    keys = []
+    for obj in LabelInterface(label_config).objects:
+        value = str(getattr(obj, "value", "") or "")
+        if value.startswith("$"):
+            keys.append(value[1:])
+    return keys
+
+
 def controls_from_config(label_config: str) -> dict[str, ScoredControl]:
     """The scorable controls of a labeling config, in config order (others are left out)."""
     # Here, not at the top: the engine's tables (crowd CSVs, exports, tests) never need the SDK's parser.

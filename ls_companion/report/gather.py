@@ -42,6 +42,7 @@ from ls_companion.quality.records import (
     Span,
     answered,
     controls_from_config,
+    data_keys,
     jsonable,
 )
 from ls_companion.records import Task
@@ -129,8 +130,6 @@ def collect(
 
 def task_texts(client: LabelStudioClient, label_config: str, task_ids: Sequence[int]) -> dict[int, str]:
     """Each task's data the config's object tags show, read one task at a time (only a few are asked)."""
-    from ls_companion.bootstrap.spec import data_keys
-
     keys = data_keys(label_config)
     texts = {}
     for task_id in task_ids:
