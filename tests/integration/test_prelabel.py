@@ -106,7 +106,9 @@ def test_prelabel_killed_halfway_and_rerun_leaves_one_prediction_per_task(
 
         second = run()
         assert second["model_version"] == version and second["tasks"] == total
-        assert 0 < second["requested"] < total
+        # Chunks grow with speed: the request the killed run left in flight may have covered every task
+        # left (seen on PostgreSQL), so the rerun may find nothing to ask; it never asks again for what was done.
+        assert second["requested"] <= total - sum(partial.values())
         counts = _versions(ls_client, project.id, version)
         assert len(counts) == total and set(counts.values()) == {1}
 
