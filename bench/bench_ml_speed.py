@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -272,6 +273,7 @@ def main() -> int:
         backend.stop()
         echo.terminate()
         echo.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
