@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +26,9 @@ from typing import Any
 from ls_companion.client import LabelStudioClient, RetryPolicy
 from ls_companion.errors import LabelStudioError
 from ls_companion.localserver import (
-    REPO_ROOT,
     LabelStudioProcess,
     MLBackendProcess,
     Postgres,
-    backend_env,
     start_label_studio,
     start_ml_backend,
 )
@@ -41,6 +37,7 @@ from ls_companion.settings import Settings
 from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import SyncOptions
 from ls_companion.sync.writeback import MetaUpdate, send_updates
+from tests.harness.ml_backend import train_model
 
 CONFIG = """<View><Text name="text" value="$text"/>
   <Choices name="label" toName="text" choice="single"><Choice value="ham"/><Choice value="spam"/></Choices>
@@ -83,16 +80,13 @@ def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> 
     """Our ML backend, trained on the project's annotated tasks (``ml-backend train``), served."""
     model_dir = root / "models"
     model_dir.mkdir(parents=True, exist_ok=True)
-    env = backend_env(model_dir, label_studio_url=server.url, api_key=server.token, port=0)
-    env.pop("PORT")
     # No pre-labels pushed by the training itself (prelabel is measured), and a short model selection.
-    env.update(PREDICT_AFTER_TRAINING="0", SELECTION_BUDGET_SECONDS="5")
-    subprocess.run(
-        [sys.executable, "-m", "ml_backend.cli", "train", str(project_id)],
-        env=env,
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
+    train_model(
+        model_dir,
+        project_id,
+        label_studio_url=server.url,
+        api_key=server.token,
+        env={"PREDICT_AFTER_TRAINING": "0", "SELECTION_BUDGET_SECONDS": "5"},
         timeout=1800,
     )
     return start_ml_backend(

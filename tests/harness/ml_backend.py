@@ -18,7 +18,14 @@ from ls_companion.localserver import (
     stop_process,
 )
 
-__all__ = ["MLBackendProcess", "backend_env", "start_ml_backend", "start_ml_worker", "stop_process"]
+__all__ = [
+    "MLBackendProcess",
+    "backend_env",
+    "start_ml_backend",
+    "start_ml_worker",
+    "stop_process",
+    "train_model",
+]
 
 
 def start_ml_worker(
@@ -43,3 +50,28 @@ def start_ml_worker(
             cwd=REPO_ROOT,
             start_new_session=True,
         )
+
+
+def train_model(
+    model_dir: Path,
+    project_id: int,
+    *,
+    label_studio_url: str,
+    api_key: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> None:
+    """Train and publish one version with ``ml-backend train`` (the CLI, in its own process), or fail the
+    caller with the command's output."""
+    full_env = backend_env(model_dir, label_studio_url=label_studio_url, api_key=api_key, port=0, extra=env)
+    full_env.pop("PORT")  # training serves nothing
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_backend.cli", "train", str(project_id)],
+        env=full_env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"ml-backend train failed ({done.returncode}):\n{done.stdout}{done.stderr}")

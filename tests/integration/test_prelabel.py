@@ -24,7 +24,7 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.sources import read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
-from tests.harness.ml_backend import backend_env, start_ml_backend
+from tests.harness.ml_backend import start_ml_backend, train_model
 from tests.integration.helpers import choice, new_project
 
 pytestmark = pytest.mark.integration
@@ -54,18 +54,14 @@ def test_prelabel_killed_halfway_and_rerun_leaves_one_prediction_per_task(
     ls_client.import_tasks(project.id, [{"data": {"text": r["text"]}} for r in SMS[1000 : 1000 + NEW_TASKS]])
     model_dir = tmp_path / "models"
     model_dir.mkdir()
-    train_env = backend_env(model_dir, label_studio_url=label_studio.url, api_key=label_studio.token, port=0)
-    train_env.pop("PORT")
-    train_env["PREDICT_AFTER_TRAINING"] = "0"  # else training itself pre-labels the unlabeled tasks
-    trained = subprocess.run(
-        [sys.executable, "-m", "ml_backend.cli", "train", str(project.id)],
-        env=train_env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    # PREDICT_AFTER_TRAINING=0: else training itself pre-labels the unlabeled tasks
+    train_model(
+        model_dir,
+        project.id,
+        label_studio_url=label_studio.url,
+        api_key=label_studio.token,
+        env={"PREDICT_AFTER_TRAINING": "0"},
     )
-    assert trained.returncode == 0, trained.stdout + trained.stderr
     backend = start_ml_backend(
         model_dir, label_studio_url=label_studio.url, api_key=label_studio.token, workers=1, threads=2
     )

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +33,8 @@ from ls_companion.report import PLOTS, write_report
 from ls_companion.report.gather import NO_BACKEND, drift_series
 from ls_companion.settings import Settings
 from ls_companion.sources import read_rows
-from tests.conftest import REPO_ROOT, SHARED_DATASETS
-from tests.harness.ml_backend import MLBackendProcess, backend_env, start_ml_backend
+from tests.conftest import SHARED_DATASETS
+from tests.harness.ml_backend import MLBackendProcess, start_ml_backend, train_model
 from tests.integration.helpers import choice, new_project
 from tests.integration.sync_helpers import make_users
 
@@ -96,17 +94,7 @@ def _annotate(client: LabelStudioClient, tasks: list[int], users: list[User], po
 
 
 def _train(label_studio: LabelStudioProcess, model_dir: Path, project_id: int) -> None:
-    env = backend_env(model_dir, label_studio_url=label_studio.url, api_key=label_studio.token, port=0)
-    env.pop("PORT")  # training serves nothing
-    done = subprocess.run(
-        [sys.executable, "-m", "ml_backend.cli", "train", str(project_id)],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    train_model(model_dir, project_id, label_studio_url=label_studio.url, api_key=label_studio.token)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from ls_companion.records import Project
 from ls_companion.selection.scoring import HttpScorer
 from ls_companion.sources import content_id, read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
-from tests.harness.ml_backend import MLBackendProcess, backend_env, start_ml_backend
+from tests.harness.ml_backend import MLBackendProcess, start_ml_backend, train_model
 from tests.integration.helpers import choice, new_project
 
 pytestmark = pytest.mark.integration
@@ -55,17 +55,7 @@ def served(
         ls_client.create_annotation(task_id, choice(row["label"]))
     model_dir = tmp_path_factory.mktemp("select-backend") / "models"
     model_dir.mkdir()
-    train_env = backend_env(model_dir, label_studio_url=label_studio.url, api_key=label_studio.token, port=0)
-    train_env.pop("PORT")  # training serves nothing
-    done = subprocess.run(
-        [sys.executable, "-m", "ml_backend.cli", "train", str(trained.id)],
-        env=train_env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    train_model(model_dir, trained.id, label_studio_url=label_studio.url, api_key=label_studio.token)
     backend = start_ml_backend(
         model_dir,
         label_studio_url=label_studio.url,
