@@ -159,7 +159,16 @@ def create_app(settings: BackendSettings, service: BackendService) -> Flask:
 
     @app.get("/oof")
     def out_of_fold() -> Response:
-        return _json(service.out_of_fold(parse_project_query(request.args.get("project"))))
+        # The ETag is the model version: a client that holds it gets a bodiless 304 until a new version.
+        project = parse_project_query(request.args.get("project"))
+        version = service.store.latest_version(project)
+        etag = version or "untrained"
+        if request.if_none_match.contains(etag):
+            response = Response(status=304)
+        else:
+            response = _json(service.out_of_fold(project, version))
+        response.set_etag(etag)
+        return response
 
     @app.get("/metrics")
     def metrics() -> Response:

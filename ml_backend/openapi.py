@@ -102,9 +102,15 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
     }
 
     def operation(
-        summary: str, ok: JSON, *, body: JSON | None = None, security: list[JSON] = basic, **more: Any
+        summary: str,
+        ok: JSON,
+        *,
+        body: JSON | None = None,
+        security: list[JSON] = basic,
+        other: JSON | None = None,
+        **more: Any,
     ) -> JSON:
-        responses: JSON = {"200": ok}
+        responses: JSON = {"200": ok, **(other or {})}
         if body is not None:
             responses["400"] = _error(
                 f"Not a JSON object, or nested deeper than {settings.max_json_depth} (invalid_json)"
@@ -240,7 +246,8 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
         },
         "/oof": {
             "get": operation(
-                "The latest version's out-of-fold probabilities of its training tasks, per control",
+                "The latest version's out-of-fold probabilities of its training tasks, per control;"
+                " the ETag is the version (or 'untrained')",
                 _json_body(
                     _object(
                         {
@@ -258,7 +265,19 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
                         ("project", "model_version", "controls"),
                     )
                 ),
-                parameters=[{**project_query, "required": True}],
+                parameters=[
+                    {**project_query, "required": True},
+                    {
+                        "name": "If-None-Match",
+                        "in": "header",
+                        "required": False,
+                        "description": "The ETag of an earlier answer (the model version, quoted)",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                other={
+                    "304": {"description": "The latest version is still the one in If-None-Match: no body"}
+                },
             )
         },
         "/metrics": {

@@ -159,9 +159,8 @@ class BackendService:
             "details": details,
         }
 
-    def out_of_fold(self, project_id: int) -> JSON:
-        """The latest version's stored out-of-fold probabilities per control (none before training)."""
-        version = self.store.latest_version(project_id)
+    def out_of_fold(self, project_id: int, version: str | None) -> JSON:
+        """``version``'s (the latest's) stored out-of-fold probabilities per control (none before training)."""
         controls = self.store.out_of_fold(project_id, version) if version is not None else {}
         return {"project": project_id, "model_version": version, "controls": controls}
 

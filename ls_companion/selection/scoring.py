@@ -226,22 +226,26 @@ class HttpScorer:
         results = body.get("results") if isinstance(body, Mapping) else None
         return list(results) if isinstance(results, list) else None
 
-    def out_of_fold(self) -> dict[str, Any]:
+    def out_of_fold(self, known_version: str | None = None) -> dict[str, Any] | None:
         """The backend's ``GET /oof``: the latest version's stored out-of-fold probabilities per control
         (``{"model_version", "controls": {name: {"task_ids", "classes", "proba"}}}``; no controls before
-        training)."""
-        body = self._send("/oof", None)
+        training). With ``known_version`` (the ``model_version`` of an answer the caller kept) it asks
+        with ``If-None-Match`` and returns None while that is still the latest version (one bodiless 304)."""
+        body = self._send("/oof", None, etag=known_version)
+        if body is None and known_version is not None:
+            return None
         if not isinstance(body, Mapping) or not isinstance(body.get("controls"), Mapping):
             raise BackendUnavailable("the ML backend's /oof answer is not valid", detail=str(body)[:300])
         return dict(body)
 
-    def _send(self, path: str, payload: Mapping[str, Any] | None) -> Any:
-        """POST ``payload`` (GET with the project when None) with retries on connection errors, 429 and
-        5xx; the JSON answer, None for "not trained"."""
+    def _send(self, path: str, payload: Mapping[str, Any] | None, *, etag: str | None = None) -> Any:
+        """POST ``payload`` (GET with the project when None, ``If-None-Match: etag`` when given) with
+        retries on connection errors, 429 and 5xx; the JSON answer, None for "not trained" and for 304."""
 
         def request() -> httpx.Response:
             if payload is None:
-                return self._http.get(f"{self.url}{path}", params={"project": self.project})
+                headers = {"If-None-Match": f'"{etag}"'} if etag is not None else None
+                return self._http.get(f"{self.url}{path}", params={"project": self.project}, headers=headers)
             return self._http.post(f"{self.url}{path}", json=payload)
 
         try:
@@ -250,7 +254,9 @@ class HttpScorer:
             raise BackendUnavailable(
                 f"cannot reach the ML backend at {self.url} ({type(exc).__name__})"
             ) from None
-        if response.status_code == 409 and _error_code(response) == "not_trained":
+        if response.status_code == 304 or (
+            response.status_code == 409 and _error_code(response) == "not_trained"
+        ):
             return None
         if response.status_code in (401, 403):
             raise BackendUnavailable(

@@ -26,6 +26,7 @@ from typing import Any
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import CompanionError
+from ls_companion.files import read_json, write_json_atomic
 from ls_companion.projectdata import gold_store_path, project_dir
 from ls_companion.records import Project, Task, format_filter_time
 from ls_companion.settings import Settings
@@ -48,6 +49,9 @@ from ls_companion.sync.store import (
 from ls_companion.sync.writeback import plan_updates, send_updates
 
 log = logging.getLogger(__name__)
+
+#: The last ``GET /oof`` answer, in the project's folder (its version is the ETag of the next request).
+OOF_FILE = "oof.json"
 
 
 @dataclass
@@ -140,21 +144,40 @@ def _score(
     )
 
 
-def _out_of_fold(ctx: SyncContext, project_id: int) -> dict[str, Any] | None:
+def _out_of_fold(ctx: SyncContext, folder: Path, project_id: int) -> dict[str, Any] | None:
     """The ML backend's stored out-of-fold probabilities (``GET /oof``); None without a backend or
-    when it cannot answer (the sync goes on without label issues)."""
+    when it cannot answer (the sync goes on without label issues).
+
+    The last answer is kept in ``OOF_FILE``: asked with its version, the backend answers a bodiless 304
+    until it publishes a new one, so an unchanged model costs one small request, not the whole download.
+    """
     from ls_companion.selection.resolve import http_scorer
 
     scorer = http_scorer(ctx.settings, ctx.client, project_id, "auto")
     if scorer is None:
         return None
+    kept = _kept_out_of_fold(folder / OOF_FILE)
     try:
-        return scorer.out_of_fold()
+        fresh = scorer.out_of_fold(kept.get("model_version") if kept else None)
+        if fresh is None:
+            return kept
+        if fresh.get("model_version") is not None:
+            write_json_atomic(folder / OOF_FILE, fresh)
+        return fresh
     except CompanionError as exc:
         log.warning("project %d: no out-of-fold probabilities from the ML backend (%s)", project_id, exc)
         return None
     finally:
         scorer.close()
+
+
+def _kept_out_of_fold(path: Path) -> dict[str, Any] | None:
+    """The kept ``/oof`` answer; None when there is none or it is unreadable (then it is downloaded again)."""
+    try:
+        kept = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return kept if isinstance(kept, dict) and isinstance(kept.get("model_version"), str) else None
 
 
 def _store(store: AnnotationStore, view: View, listed: list[Task], full: bool) -> tuple[list[Snapshot], int]:
@@ -220,7 +243,7 @@ def run_sync(
     clock = _Stopwatch(timings)
     with clock("list"):
         project = ctx.client.get_project(project_id)
-        oof = _out_of_fold(ctx, project_id)
+        oof = _out_of_fold(ctx, folder, project_id)
         # A new model version judges every task's label again: list them all once (PATCHed only
         # where the label issue changed, unless the sync is --full).
         oof_version = (oof or {}).get("model_version")

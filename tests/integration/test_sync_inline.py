@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +217,15 @@ def test_cli_syncs_inline_exports_and_says_when_redis_is_down(
     assert json.loads(inline.stdout)["patches"] == 0
 
 
+def oof_answers(url: str) -> dict[str, int]:
+    """How many ``GET /oof`` the (one-worker) backend answered, per status code, from its /metrics."""
+    found = re.findall(
+        r'ml_backend_requests_total\{[^}]*route="/oof",status="(\d+)"\} (\d+)',
+        httpx.get(f"{url}/metrics", timeout=10).text,
+    )
+    return {status: int(count) for status, count in found}
+
+
 def test_training_is_requested_after_enough_new_annotations_and_its_model_flags_a_wrong_label(
     ls_client: LabelStudioClient, label_studio: LabelStudioProcess, users: list[User], tmp_path: Path
 ) -> None:
@@ -299,6 +310,9 @@ def test_training_is_requested_after_enough_new_annotations_and_its_model_flags_
         ]
         assert {n["label"]: n["tasks"] for n in section["noise"]} == {"ham": 7, "spam": 5}
         assert any(n["noise_rate"] > 0 for n in section["noise"])
-        assert sync_inline(settings, client, project.id, options).patches == 0  # the same model: nothing new
+        # The same model: nothing new, and /oof costs one bodiless 304 (the sync kept the last answer).
+        before = oof_answers(backend.url)
+        assert sync_inline(settings, client, project.id, options).patches == 0
+        assert Counter(oof_answers(backend.url)) - Counter(before) == Counter({"304": 1})
     finally:
         backend.stop()

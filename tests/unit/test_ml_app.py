@@ -86,6 +86,13 @@ def test_trained_backend_predicts_by_position_with_versions(client: FlaskClient,
     # the sync reads the version's out-of-fold probabilities without training again
     assert client.get("/oof?project=1").json == {"project": 1, "model_version": version, "controls": OOF}
     assert client.get("/oof?project=2").json == {"project": 2, "model_version": None, "controls": {}}
+    # the ETag is the version: a client holding it gets a bodiless 304 until a new version is published
+    assert client.get("/oof?project=1").headers["ETag"] == f'"{version}"'
+    unchanged = client.get("/oof?project=1", headers={"If-None-Match": f'"{version}"'})
+    assert (unchanged.status_code, unchanged.data, unchanged.headers["ETag"]) == (304, b"", f'"{version}"')
+    older = client.get("/oof?project=1", headers={"If-None-Match": '"20200101-000000-000000"'})
+    assert older.status_code == 200 and older.json["controls"] == OOF  # type: ignore[index]
+    assert client.get("/oof?project=2", headers={"If-None-Match": '"untrained"'}).status_code == 304
     assert client.get("/oof").json["field"] == "project"  # type: ignore[index]
 
 
