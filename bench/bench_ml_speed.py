@@ -2,30 +2,39 @@
 
 Measures, on the model the backend selects and calibrates on all of sms_spam (its chosen candidate is
 printed; with character n-grams it is slower than the word-only model of 2026-11-28):
-- ``POST /predict`` with 1,000 Label-Studio-shaped tasks: tasks/s from one client, and from two;
+- ``POST /predict`` with 1,000 Label-Studio-shaped tasks: tasks/s from one client, and from two, and
+  the server's CPU time per request (its processes' user + system time, which other jobs on the
+  machine do not move as they move wall-clock rates);
 - ``POST /predict`` with one task: p50/p99 latency over a kept-alive connection;
 - ``POST /score`` with 5,000 items;
-and, in the same run, two baselines: a minimal Flask echo endpoint under the same gunicorn setup (the
-HTTP + JSON floor), and the reference backend's model (its sklearn example's TF-IDF 1-3-grams +
-LogisticRegression C=10 pipeline, ``predict_proba``) in process. The reference backend itself is not
-run: its repository and its ``label-studio-ml`` package cannot be fetched on this machine. In its place
-the bench prints a bound it cannot beat: the echo's time plus its model's bare ``predict_proba`` time
-(batch and one text); our figure divided by that bound understates our lead over the real backend. Targets on a 2-core machine: >= 20k tasks/s batched, single-task p50 <= 3 ms.
+and, in the same run, the baselines: a minimal Flask echo endpoint under the same gunicorn setup (the
+HTTP + JSON floor), the reference backend's model (its sklearn example's TF-IDF 1-3-grams +
+LogisticRegression C=10 pipeline, ``predict_proba``) in process and, with ``--compare-url``, any other
+running Label Studio ML backend (such as that example, run by hand from its public repository), sent
+the same tasks by the same clients. The servers take turns: each rate is the median of ``--passes``
+alternating passes and single-task requests go to each server in turn, so load from other jobs falls
+on all of them alike. Without ``--compare-url`` the bench prints a bound the reference backend cannot
+beat instead: the echo's time plus its model's bare ``predict_proba`` time. Targets: >= 2x the
+reference backend's batched throughput and <= 0.4x its single-task p50 latency.
 
-Run: ``.venv/bin/python -m bench.bench_ml_speed``
+Run: ``.venv/bin/python -m bench.bench_ml_speed [--compare-url URL [--compare-pid PID]]``
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import csv
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,47 +146,76 @@ def start_echo(workdir: Path) -> tuple[str, subprocess.Popen[bytes]]:
     raise RuntimeError("the echo server did not start")
 
 
-def warm_up(url: str, body: bytes) -> None:
+@dataclass(frozen=True)
+class Server:
+    """A /predict endpoint under measure: its name, URL, basic auth and the pid of its process tree."""
+
+    name: str
+    url: str
+    auth: tuple[str, str] | None = None
+    pid: int | None = None
+
+    def client(self, timeout: float) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=self.auth, timeout=timeout, headers=JSON_HEADERS)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's process and its descendants (gunicorn workers); 0 without pid."""
+        pids, total = [self.pid] if self.pid else [], 0.0
+        while pids:
+            pid = pids.pop()
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pids += [int(c) for c in (task / "children").read_text().split()]
+        return total
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def warm_up(server: Server, body: bytes) -> None:
     """A few requests on several fresh connections, so that every gunicorn worker has served one."""
 
     def one(_: int) -> None:
-        with httpx.Client(timeout=60) as client:
-            client.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"})
+        with server.client(60) as client:
+            client.post("/predict", content=body).raise_for_status()
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(16)))
 
 
-def batch_rate(url: str, body: bytes, n_tasks: int, *, clients: int, rounds: int = 30) -> float:
-    """Tasks per second over ``rounds`` batches per client, ``clients`` clients at once."""
+def batch_rate(
+    server: Server, body: bytes, n_tasks: int, *, clients: int, rounds: int = 20
+) -> tuple[float, float]:
+    """Tasks per second over ``rounds`` batches per client, ``clients`` clients at once, and the server's
+    CPU milliseconds per request."""
 
     def run(_: int) -> None:
-        with httpx.Client(timeout=60) as client:
+        with server.client(60) as client:
             for _ in range(rounds):
-                response = client.post(
-                    f"{url}/predict", content=body, headers={"Content-Type": "application/json"}
-                )
-                response.raise_for_status()
+                client.post("/predict", content=body).raise_for_status()
 
-    started = time.perf_counter()
+    cpu, started = server.cpu_seconds(), time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(run, range(clients)))
-    return n_tasks * rounds * clients / (time.perf_counter() - started)
+    elapsed, requests = time.perf_counter() - started, rounds * clients
+    return n_tasks * requests / elapsed, (server.cpu_seconds() - cpu) * 1000 / requests
 
 
-def single_latency(url: str, bodies: list[bytes]) -> tuple[float, float]:
-    times = []
-    with httpx.Client(timeout=10) as client:
-        for body in bodies[:100]:
-            client.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"})
-        for body in bodies:
+def single_latencies(servers: list[Server], bodies: list[bytes]) -> list[tuple[float, float]]:
+    """p50 and p99 ms of one-task requests, each body sent to every server in turn (after 100 unmeasured)."""
+    clients = [server.client(10) for server in servers]
+    times: list[list[float]] = [[] for _ in servers]
+    for k, body in enumerate(bodies):
+        for client, kept in zip(clients, times, strict=True):
             started = time.perf_counter()
-            response = client.post(
-                f"{url}/predict", content=body, headers={"Content-Type": "application/json"}
-            )
-            times.append(time.perf_counter() - started)
-            response.raise_for_status()
-    return float(np.percentile(times, 50) * 1000), float(np.percentile(times, 99) * 1000)
+            client.post("/predict", content=body).raise_for_status()
+            if k >= 100:
+                kept.append(time.perf_counter() - started)
+    for client in clients:
+        client.close()
+    return [(float(np.percentile(t, 50) * 1000), float(np.percentile(t, 99) * 1000)) for t in times]
 
 
 def in_process(
@@ -208,7 +246,22 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - started
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--compare-url",
+        metavar="URL",
+        help="a running Label Studio ML backend whose POST /predict is measured beside ours (same tasks, "
+        "same clients, the ratios printed); it must serve the sms_spam ham/spam config of this bench",
+    )
+    parser.add_argument("--compare-auth", metavar="USER:PASSWORD", help="basic auth of --compare-url")
+    parser.add_argument(
+        "--compare-pid", type=int, metavar="PID", help="its server process (gunicorn master): CPU per request"
+    )
+    parser.add_argument("--passes", type=int, default=3, help="alternating passes per rate (median printed)")
+    args = parser.parse_args(argv)
     texts, labels = load_sms()
     workdir = Path(tempfile.mkdtemp(prefix="bench-ml-speed-"))
     model_dir = workdir / "models"
@@ -227,50 +280,76 @@ def main() -> int:
             "tasks": [{"id": k, "data": {"text": texts[k % len(texts)]}} for k in range(5000)],
         }
     ).encode()
-    print(f"model {version}: {chosen}, selected on 5,574 sms_spam texts; gunicorn 2 workers x 4 threads")
+    print(
+        f"model {version}: {chosen}, selected on 5,574 sms_spam texts; gunicorn 2 workers x 4 threads; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f}"
+    )
     reference_batch, reference_single = in_process(texts, labels, model_dir, batch)
 
-    backend = start_ml_backend(model_dir, label_studio_url="http://127.0.0.1:9", api_key=None)
+    process = start_ml_backend(model_dir, label_studio_url="http://127.0.0.1:9", api_key=None)
     echo_url, echo = start_echo(workdir)
+    backend = Server("backend", process.url, pid=process.process.pid if process.process else None)
+    servers = [backend, Server("echo", echo_url, pid=echo.pid)]
+    if args.compare_url:
+        user, _, password = (args.compare_auth or "").partition(":")
+        auth = (user, password) if args.compare_auth else None
+        servers.append(Server("compare", args.compare_url.rstrip("/"), auth, args.compare_pid))
     try:
         wait_for_health(backend.url, 30)
-        reply = httpx.post(f"{backend.url}/predict", content=batch_body, timeout=30).json()
-        assert len(reply["results"]) == 1000 and reply["results"][0][0]["model_version"] == version
-        warm_up(backend.url, batch_body)
-        warm_up(echo_url, batch_body)
-        print("over HTTP, POST /predict with 1,000 tasks:")
+        for server in servers:
+            with server.client(60) as client:
+                reply = client.post("/predict", content=batch_body).json()
+            if len(reply.get("results", [])) != 1000:
+                raise SystemExit(f"{server.name} {server.url}/predict did not answer 1,000 results")
+            if server is backend:
+                assert reply["results"][0][0]["model_version"] == version
+            warm_up(server, batch_body)
+        print(f"over HTTP, POST /predict with 1,000 tasks (median of {args.passes} alternating passes):")
         for clients in (1, 2):
-            ours = batch_rate(backend.url, batch_body, 1000, clients=clients)
-            floor = batch_rate(echo_url, batch_body, 1000, clients=clients)
-            # the reference backend answers no faster than the echo plus its model's bare predict_proba
-            bound = 1000 / (1000 / floor + reference_batch)
-            print(
-                f"  {clients} client(s): backend {ours:9,.0f} tasks/s | baseline echo {floor:9,.0f} tasks/s "
-                f"| backend/echo {ours / floor:.2f}x | backend / (echo + reference model) bound "
-                f"{bound:,.0f}: {ours / bound:.2f}x"
+            runs = [
+                [batch_rate(s, batch_body, 1000, clients=clients) for s in servers]
+                for _ in range(args.passes)
+            ]
+            rate, cpu = (np.median(np.array(runs), axis=0).T).tolist()
+            line = f"  {clients} client(s): " + " | ".join(
+                f"{s.name} {r:9,.0f} tasks/s" + (f", CPU {c:.1f} ms/request" if s.pid else "")
+                for s, r, c in zip(servers, rate, cpu, strict=True)
             )
-        p50, p99 = single_latency(backend.url, singles)
-        e50, e99 = single_latency(echo_url, singles)
-        print("over HTTP, POST /predict with 1 task, 2,000 requests on one kept-alive connection:")
+            # the reference backend answers no faster than the echo plus its model's bare predict_proba
+            bound = 1000 / (1000 / rate[1] + reference_batch)
+            line += f"\n    backend/echo {rate[0] / rate[1]:.2f}x; backend / (echo + reference model) bound {rate[0] / bound:.2f}x"
+            if len(servers) == 3:
+                line += f"; backend/compare {rate[0] / rate[2]:.2f}x"
+                if servers[2].pid:
+                    line += f" (CPU per request: compare/backend {cpu[2] / cpu[0]:.2f}x)"
+            print(line)
+        latencies = single_latencies(servers, singles)
+        print("over HTTP, POST /predict with 1 task, 1,900 requests on one kept-alive connection per server:")
         print(
-            f"  backend p50 {p50:.2f} ms, p99 {p99:.2f} ms | baseline echo p50 {e50:.2f} ms, p99 {e99:.2f} ms"
+            "  "
+            + " | ".join(
+                f"{s.name} p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+                for s, (p50, p99) in zip(servers, latencies, strict=True)
+            )
         )
-        print(
-            f"  reference bound: echo p50 + its model's one-text predict_proba p50 = {e50 + reference_single:.2f} ms;"
-            f" backend {p50 / (e50 + reference_single):.2f}x of it"
-        )
+        p50, e50 = latencies[0][0], latencies[1][0]
+        line = f"  backend p50 / (echo p50 + reference model's one-text predict_proba p50): {p50 / (e50 + reference_single):.2f}x"
+        if len(servers) == 3:
+            line += f"; backend p50 / compare p50: {p50 / latencies[2][0]:.2f}x"
+        print(line)
         started = time.perf_counter()
         rounds = 10
-        with httpx.Client(timeout=60) as client:
+        with backend.client(60) as client:
             for _ in range(rounds):
-                client.post(
-                    f"{backend.url}/score", content=score_body, headers={"Content-Type": "application/json"}
-                ).raise_for_status()
-        rate = 5000 * rounds / (time.perf_counter() - started)
-        print(f"over HTTP, POST /score with 5,000 items: {rate:,.0f} items/s")
-        print("targets: >= 20,000 tasks/s batched, single-task p50 <= 3 ms")
+                client.post("/score", content=score_body).raise_for_status()
+        print(
+            f"over HTTP, POST /score with 5,000 items: {5000 * rounds / (time.perf_counter() - started):,.0f} items/s"
+        )
+        print(
+            f"load average {os.getloadavg()[0]:.1f}; targets: >= 2x the reference backend's batched rate, <= 0.4x its p50"
+        )
     finally:
-        backend.stop()
+        process.stop()
         echo.terminate()
         echo.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -278,4 +357,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
