@@ -48,11 +48,15 @@ $(VENV_LS)/.installed-gunicorn:
 bench: install install-ls word-clusters
 	$(PY) -m bench $(BENCH_ARGS)
 
-# GloVe 6B 100-d clusters for the NER tagger (WORD_CLUSTERS); a 118 MB download, made once.
-word-clusters: data/word-clusters.npz
-data/word-clusters.npz: | $(VENV)/.installed
-	$(PY) -m bench.glove data/glove-100d.txt
+# GloVe 6B 100-d vectors (a 118 MB download, made once): clusters for the NER tagger (WORD_CLUSTERS),
+# the 100,000 most frequent words' vectors for text classification (WORD_VECTORS).
+word-clusters: data/word-clusters.npz data/word-vectors.npz
+data/glove-100d.txt: | $(VENV)/.installed
+	$(PY) -m bench.glove $@
+data/word-clusters.npz: | data/glove-100d.txt
 	$(VENV)/bin/ml-backend word-clusters data/glove-100d.txt $@
+data/word-vectors.npz: | data/glove-100d.txt
+	$(VENV)/bin/ml-backend word-vectors data/glove-100d.txt $@
 
 clean:
 	rm -rf $(VENV) $(VENV_LS) .mypy_cache .ruff_cache .pytest_cache

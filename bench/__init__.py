@@ -8,3 +8,6 @@ SHARED_DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "da
 
 #: GloVe word clusters for the NER benchmark, made by ``make word-clusters`` (not in git).
 WORD_CLUSTERS = Path(__file__).resolve().parent.parent / "data" / "word-clusters.npz"
+
+#: The GloVe vectors of text classification's vector candidates (WORD_VECTORS), made by the same target.
+WORD_VECTORS = WORD_CLUSTERS.with_name("word-vectors.npz")

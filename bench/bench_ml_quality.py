@@ -2,10 +2,13 @@
 
 - Learning curves of single-choice text classification (accuracy, macro-F1, ECE at 50, 100, 300 and
   1,000 labels, mean of 5 seeds) on sms_spam, snow2008_rte (text + hypothesis), WNUT-17 "has an
-  entity" and a balanced sentiment set from the demo corpus generator: the backend's selected,
-  calibrated model against, in the same run, the reference backend's model (TF-IDF 1-3-grams +
-  LogisticRegression C=10) and every candidate fixed in advance. Each seed draws a stratified training
-  sample from the pool; the test set (30 %, at most 2,000) is fixed per dataset.
+  entity", a balanced sentiment set from the demo corpus generator and the harder synthetic one of
+  ``bench.sentiment_set`` (``sentiment``): the backend's selected, calibrated model against, in the
+  same run, the reference backend's model (TF-IDF 1-3-grams + LogisticRegression C=10) and every
+  candidate fixed in advance. With ``data/word-vectors.npz`` (``make word-clusters``) the candidates
+  include the pooled GloVe ones, as in a backend with WORD_VECTORS, and each point also prints the
+  best of them against the best TF-IDF-only candidate. Each seed draws a stratified training sample
+  from the pool; the test set (30 %, at most 2,000) is fixed per dataset.
 
 - sms_spam: stratified 5-fold CV (shuffled, seed 0) of the backend's single-choice classifier, against
   a plain TF-IDF + LinearSVC measured in the same run (the datasets README's reference setup).
@@ -17,7 +20,7 @@
   Texts are the CoNLL tokens joined by spaces and entities are character spans, as Label Studio has them.
 
 Run: ``.venv/bin/python -m bench.bench_ml_quality [--with-dev] [--curves-only] [--seeds 5]
-[--sizes 50,100,300,1000] [--datasets sms,rte,wnut_entity,reviews]`` (``--with-dev`` also trains the
+[--sizes 50,100,300,1000] [--datasets sms,rte,wnut_entity,reviews,sentiment]`` (``--with-dev`` also trains the
 tagger on train+dev, which the shared-task systems were allowed to do).
 """
 
@@ -40,10 +43,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from bench import SHARED_DATASETS as DATASETS
-from bench import WORD_CLUSTERS
+from bench import WORD_CLUSTERS, WORD_VECTORS, sentiment_set
 from bench.bench_al_efficiency import balanced_reviews, wnut_entity_dataset
 from ls_companion.modelselect import SelectedModel, expected_calibration_error
-from ls_companion.textclassifier import TextClassifier, text_candidates
+from ls_companion.textclassifier import TextClassifier
+from ls_companion.wordvectors import WordVectors, single_choice_candidates
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
 from ml_backend.models.word_clusters import WordClusters
@@ -199,6 +203,11 @@ def load_reviews() -> tuple[list[str], list[str]]:
     return list(data.texts), list(data.labels)
 
 
+def load_sentiment() -> tuple[list[str], list[str]]:
+    data = sentiment_set.generate()
+    return list(data.texts), list(data.labels)
+
+
 def load_wnut_entity() -> tuple[list[str], list[str]]:
     data = wnut_entity_dataset()
     return list(data.texts), list(data.labels)
@@ -209,6 +218,7 @@ CURVE_DATASETS: dict[str, Callable[[], tuple[list[str], list[str]]]] = {
     "rte": load_rte,
     "wnut_entity": load_wnut_entity,
     "reviews": load_reviews,
+    "sentiment": load_sentiment,
 }
 
 
@@ -232,7 +242,11 @@ def _metrics(model: Any, texts: list[str], truth: NDArray[np.object_]) -> tuple[
 
 
 def curves(names: list[str], sizes: list[int], seeds: int) -> None:
+    vectors = WordVectors.load(WORD_VECTORS) if WORD_VECTORS.is_file() else None
+    candidates = single_choice_candidates(vectors)
     print(f"\nLearning curves: accuracy / macro-F1 / ECE (10 bins), mean of {seeds} seeds")
+    if vectors is None:
+        print(f"  no {WORD_VECTORS}: `make word-clusters` adds the pooled GloVe candidates")
     for name in names:
         texts, labels = CURVE_DATASETS[name]()
         y = np.array(labels, dtype=object)
@@ -242,9 +256,9 @@ def curves(names: list[str], sizes: list[int], seeds: int) -> None:
         test_texts = [texts[i] for i in test]
         counts = {c: int((y == c).sum()) for c in sorted(set(labels))}
         print(f"\n## {name}: {len(y)} texts {counts}, pool {len(pool)}, test {len(test)}")
-        fixed = [(c.name, c.make) for c in text_candidates()]
+        fixed = [(c.name, c.make) for c in candidates]
         models: list[tuple[str, Callable[[], Any]]] = [("reference 1-3g C=10", reference_model), *fixed]
-        models.append(("ours: selected + calibrated", lambda: SelectedModel(text_candidates())))
+        models.append(("ours: selected + calibrated", lambda: SelectedModel(candidates)))
         table: dict[str, dict[int, tuple[float, float, float]]] = {m: {} for m, _ in models}
         seconds: dict[int, float] = {}
         for n in [n for n in sizes if n < len(pool)]:
@@ -275,6 +289,14 @@ def curves(names: list[str], sizes: list[int], seeds: int) -> None:
                 f"accuracy {ours[n][0] - best[0]:+.3f}, macro-F1 {ours[n][1] - best[1]:+.3f}; "
                 f"selection {seconds[n]:.1f} s"
             )
+            if vectors is not None:
+                tfidf = max((m for m, _ in fixed if "vectors" not in m), key=lambda m: table[m][n][0])
+                pooled = max((m for m, _ in fixed if "vectors" in m), key=lambda m: table[m][n][0])
+                print(
+                    f"  n={n}: best vector candidate ({pooled}) - best TF-IDF-only ({tfidf}) accuracy "
+                    f"{table[pooled][n][0] - table[tfidf][n][0]:+.3f}; ours - best TF-IDF-only "
+                    f"{ours[n][0] - table[tfidf][n][0]:+.3f}"
+                )
 
 
 def _triple(values: tuple[float, float, float]) -> str:

@@ -32,7 +32,7 @@ from ls_companion.modelselect import Candidate
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-Features = Literal["word", "char", "union"]
+Features = Literal["word", "char", "union", "none"]
 
 #: Logit used for a label that is always (or never) present in the training data.
 _CONSTANT_LOGIT = 30.0
@@ -73,7 +73,9 @@ class TextClassifier:
     def fit(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]]) -> TextClassifier:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-        analyzers = {"word": ("word",), "char": ("char_wb",), "union": ("word", "char_wb")}[self.features]
+        analyzers = {"word": ("word",), "char": ("char_wb",), "union": ("word", "char_wb"), "none": ()}[
+            self.features
+        ]
         self.vectorizers_ = tuple(
             TfidfVectorizer(
                 analyzer=analyzer,
@@ -85,7 +87,7 @@ class TextClassifier:
             )
             for analyzer in analyzers
         )
-        parts = [v.fit_transform(list(texts)) for v in self.vectorizers_]
+        parts = [v.fit_transform(list(texts)) for v in self.vectorizers_] + self._extra_features(texts)
         matrix = parts[0] if len(parts) == 1 else hstack(parts, format="csr")
         if self.kind == "single":
             self._fit_single(matrix, [str(label) for label in labels])
@@ -120,7 +122,7 @@ class TextClassifier:
         classes = sorted({v for row in labels for v in row})
         if not classes:
             raise ValueError("a multi-label classifier needs at least one labeled example")
-        coef = np.zeros((len(classes), sum(len(v.vocabulary_) for v in self.vectorizers_)))
+        coef = np.zeros((len(classes), matrix.shape[1]))
         intercept = np.zeros(len(classes))
         for k, name in enumerate(classes):
             target = np.array([name in row for row in labels], dtype=np.int64)
@@ -154,9 +156,16 @@ class TextClassifier:
         return proba
 
     def _fast_features(self, texts: Sequence[str]) -> list[csr_matrix]:
-        """Each fitted TfidfVectorizer's output for ``texts`` (csr, l2-normalized rows), in order."""
+        """Each fitted TfidfVectorizer's output for ``texts`` (csr, l2-normalized rows), in order, then
+        the extra features."""
         lowered = [text.lower() for text in texts]
-        return [_tfidf(*self._term_ids(k, lowered), len(lowered), idf) for k, idf in enumerate(self.idfs_)]
+        tfidf = [_tfidf(*self._term_ids(k, lowered), len(lowered), idf) for k, idf in enumerate(self.idfs_)]
+        return tfidf + self._extra_features(texts)
+
+    def _extra_features(self, texts: Sequence[str]) -> list[csr_matrix]:
+        """Feature parts after the TF-IDF ones (none here; ``ls_companion.wordvectors`` adds pooled
+        pretrained word vectors)."""
+        return []
 
     def _term_ids(self, part: int, texts: list[str]) -> tuple[IntArray, IntArray]:
         """(row, column) of every in-vocabulary term occurrence of ``texts`` in feature part ``part``.

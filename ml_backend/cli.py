@@ -1,5 +1,5 @@
 """``ml-backend``: serve the backend with gunicorn, run the rq training worker, train, list versions, or
-build the word clusters of the NER tagger."""
+build the word clusters of the NER tagger or the word-vectors file of text classification."""
 
 from __future__ import annotations
 
@@ -143,6 +143,20 @@ def word_clusters(
     clusters.save(out)
     seconds = time.perf_counter() - started
     sys.stdout.write(f"{out}: {len(clusters):,} words, clusters {sizes}, {seconds:.0f} s\n")
+
+
+@app.command("word-vectors")
+def word_vectors(
+    vectors: Path = typer.Argument(..., help="GloVe, word2vec or fastText text file (.txt, .vec, .gz)."),
+    out: Path = typer.Argument(..., help="Vectors file to write (.npz); point WORD_VECTORS at it."),
+    limit: int = typer.Option(100_000, min=1, help="Most frequent words kept (the file's first)."),
+) -> None:
+    """Keep the most frequent words' vectors once, compact, for text classification (WORD_VECTORS)."""
+    from ls_companion.wordvectors import WordVectors
+
+    words, matrix = read_vectors(vectors, limit)
+    WordVectors(words, matrix).save(out)
+    sys.stdout.write(f"{out}: {len(words):,} words x {matrix.shape[1]} dimensions (float16)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

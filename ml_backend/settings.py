@@ -91,6 +91,10 @@ class BackendSettings(BaseSettings):
         None,
         description="Word-cluster file (`ml-backend word-clusters`) whose clusters the NER tagger uses as features.",
     )
+    word_vectors: Path | None = Field(
+        None,
+        description="Word-vectors file (`ml-backend word-vectors`): text classification adds candidates with each text's mean vector as features.",
+    )
     http_timeout: float = Field(60.0, gt=0, description="Read timeout of Label Studio calls, seconds.")
     media_timeout: float = Field(
         20.0, gt=0, description="Timeout of one task media (image) download, seconds."
@@ -115,7 +119,7 @@ class BackendSettings(BaseSettings):
     workers: int = Field(2, ge=1, description="Gunicorn worker processes.")
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("word_clusters", "image_embedding_model", mode="before")
+    @field_validator("word_clusters", "word_vectors", "image_embedding_model", mode="before")
     @classmethod
     def _existing_file(cls, value: object) -> Path | None:
         if value is None or value == "":

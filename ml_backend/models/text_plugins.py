@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ls_companion.modelselect import SelectedModel
-from ls_companion.textclassifier import TextClassifier, text_candidates
+from ls_companion.textclassifier import TextClassifier
+from ls_companion.wordvectors import WordVectors, single_choice_candidates
+from ml_backend.errors import ConfigurationError
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
 from ml_backend.models.word_clusters import WordClusters
@@ -40,11 +42,13 @@ class TextClassifierPlugin(ProbabilityPlugin):
         settings: BackendSettings | None,
     ) -> TextClassifier | SelectedModel:
         """Single choice: the text candidate the project's annotations select, calibrated
-        (``ls_companion.modelselect``, bounded by SELECTION_BUDGET_SECONDS); multi-label: TF-IDF + one
-        logistic regression per class."""
+        (``ls_companion.modelselect``, bounded by SELECTION_BUDGET_SECONDS), with WORD_VECTORS the
+        pooled-vector candidates right after the default; multi-label: TF-IDF + one logistic
+        regression per class."""
         if spec.kind == "multi":
             return TextClassifier("multi").fit(inputs, targets)  # type: ignore[arg-type]
-        candidates = text_candidates("single")
+        vectors = settings.word_vectors if settings is not None else None
+        candidates = single_choice_candidates(_word_vectors(vectors) if vectors is not None else None)
         if settings is None:
             return SelectedModel(candidates).fit(inputs, targets)
         return SelectedModel(candidates, budget_seconds=settings.selection_budget_seconds).fit(
@@ -92,6 +96,15 @@ class NerPlugin(ModelPlugin):
         return {
             "word_clusters": {"words": len(model.word_clusters), "sizes": list(model.word_clusters.sizes)}
         }
+
+
+@lru_cache(maxsize=2)
+def _word_vectors(path: Path) -> WordVectors:
+    """The WORD_VECTORS file, read once per process (only text classification needs it)."""
+    try:
+        return WordVectors.load(path)
+    except ValueError as exc:
+        raise ConfigurationError(f"WORD_VECTORS: {exc}") from None
 
 
 @lru_cache(maxsize=2)

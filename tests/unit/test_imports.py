@@ -23,6 +23,7 @@ PURE = (
     "ls_companion.uncertainty",
     "ls_companion.modelselect",
     "ls_companion.textclassifier",
+    "ls_companion.wordvectors",
     "ls_companion.projectdata",
     "ls_companion.quality.records",
     "ls_companion.quality.similarity",

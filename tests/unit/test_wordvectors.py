@@ -1,0 +1,144 @@
+"""Pretrained word vectors as text-classification features: pooling, the file, the candidates, the backend."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ls_companion.modelselect import SelectedModel
+from ls_companion.textclassifier import TextClassifier, text_candidates
+from ls_companion.wordvectors import VectorTextClassifier, WordVectors, vector_candidates
+from ml_backend.cli import main as ml_backend_main
+from ml_backend.errors import ConfigurationError
+from ml_backend.settings import load_backend_settings
+
+# Sentiment words sit near one of two axes; neutral words near a third.
+GOOD = ["good", "great", "superb", "lovely", "splendid", "fine", "brilliant", "excellent"]
+BAD = ["bad", "awful", "dreadful", "poor", "abysmal", "horrid", "terrible", "lousy"]
+NEUTRAL = ["the", "kettle", "is", "was", "lamp", "it", "box"]
+
+
+def _vectors() -> WordVectors:
+    rng = np.random.default_rng(0)
+    words = GOOD + BAD + NEUTRAL
+    matrix = rng.normal(0.0, 0.1, (len(words), 6))
+    for k, word in enumerate(words):
+        matrix[k, 0 if word in GOOD else 1 if word in BAD else 2] += 1.0
+    return WordVectors(words, matrix)
+
+
+def _reviews(words: list[str], label: str) -> tuple[list[str], list[str]]:
+    texts = [
+        f"the {item} {verb} {word}" for word in words for item in ("kettle", "lamp") for verb in ("is", "was")
+    ]
+    return texts, [label] * len(texts)
+
+
+def test_pool_is_the_mean_vector_of_the_known_lower_cased_tokens() -> None:
+    vectors = _vectors()
+    pooled = vectors.pool(["GOOD kettle", "zzz qqq", "", "good, good! unknown"])
+    half = vectors.vectors.astype(np.float64)
+    assert np.allclose(pooled[0], (half[0] + half[GOOD.__len__() + BAD.__len__() + 1]) / 2)
+    assert np.array_equal(pooled[1], np.zeros(6)) and np.array_equal(pooled[2], np.zeros(6))
+    assert np.allclose(pooled[3], half[0])
+    assert pooled.shape == (4, 6) and vectors.pool([]).shape == (0, 6)
+
+
+def test_vectors_survive_save_load_and_pickle_as_one_shared_instance(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.npz"
+    _vectors().save(path)
+    loaded = WordVectors.load(path)
+    assert loaded is WordVectors.load(path) and loaded is pickle.loads(pickle.dumps(loaded))
+    assert len(loaded) == 23 and loaded.dimensions == 6 and loaded.vectors.dtype == np.float16
+    assert np.array_equal(loaded.pool(["awful lamp"]), _vectors().pool(["awful lamp"]))
+    path.write_bytes(b"not vectors")
+    with pytest.raises(ValueError, match="not a word-vectors file"):
+        WordVectors.load(path)
+
+
+def test_the_vectors_classify_sentiment_words_never_seen_in_training() -> None:
+    good, good_labels = _reviews(GOOD[:3], "Positive")
+    bad, bad_labels = _reviews(BAD[:3], "Negative")
+    texts, labels = good + bad, good_labels + bad_labels
+    unseen = [
+        "the kettle is splendid",
+        "the lamp was brilliant",
+        "the kettle is abysmal",
+        "the lamp was horrid",
+    ]
+    tfidf = TextClassifier(features="union").fit(texts, labels)
+    assert np.allclose(tfidf.predict_proba(unseen), 0.5, atol=0.15)  # no word it knows decides
+    vectors = _vectors()
+    for features in ("none", "union"):
+        model = VectorTextClassifier(vectors=vectors, features=features).fit(texts, labels)
+        assert model.classes_ == ("Negative", "Positive")
+        proba = model.predict_proba(unseen)
+        assert list(proba.argmax(axis=1)) == [1, 1, 0, 0] and np.allclose(proba.sum(axis=1), 1.0)
+        again = pickle.loads(pickle.dumps(model))
+        assert np.array_equal(again.predict_proba(unseen), proba) and again.vectors is vectors
+
+
+def test_the_fast_path_equals_a_logistic_regression_over_the_explicit_features() -> None:
+    good, _ = _reviews(GOOD, "Positive")
+    bad, _ = _reviews(BAD, "Negative")
+    texts = good + bad
+    model = VectorTextClassifier(vectors=_vectors(), features="union").fit(
+        texts, ["P"] * len(good) + ["N"] * len(bad)
+    )
+    parts = [v.transform(texts).toarray() for v in model.vectorizers_]
+    dense = (model.vectors.pool(texts) - model.center_) / model.scale_
+    logits = np.hstack([*parts, dense]) @ model.coef_[0] + model.intercept_[0]
+    assert np.allclose(model.predict_proba(texts)[:, 1], 1.0 / (1.0 + np.exp(-logits)))
+
+
+def test_selection_scores_the_vector_candidates_and_stores_the_winner() -> None:
+    good, good_labels = _reviews(GOOD, "Positive")
+    bad, bad_labels = _reviews(BAD, "Negative")
+    candidates = (text_candidates()[0], *vector_candidates(_vectors()))
+    model = SelectedModel(candidates).fit(good + bad, good_labels + bad_labels)
+    names = [s["name"] for s in model.selection_.metadata()["candidates"]]
+    assert names == ["word-C10", "vectors-balanced-C10", "union+vectors-balanced-C10"]
+    again = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(
+        again.predict_proba(["the box is lovely"]), model.predict_proba(["the box is lovely"])
+    )
+
+
+def test_word_vectors_command_setting_and_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml_backend.dataset import Example
+    from ml_backend.labelconfig import ControlSpec
+    from ml_backend.training import fit_control
+
+    text, out = tmp_path / "glove.txt", tmp_path / "out" / "vectors.npz"
+    source = _vectors()
+    words = GOOD + BAD + NEUTRAL
+    text.write_text(
+        "".join(
+            f"{w} " + " ".join(f"{x:.4f}" for x in v) + "\n"
+            for w, v in zip(words, source.vectors, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    assert ml_backend_main(["word-vectors", str(text), str(out), "--limit", "20"]) == 0
+    assert "20 words x 6 dimensions" in capsys.readouterr().out
+    assert len(WordVectors.load(out)) == 20
+    settings = load_backend_settings(word_vectors=str(out), model_dir=str(tmp_path / "models"))
+    assert settings.word_vectors == out
+    with pytest.raises(ConfigurationError, match=r"WORD_VECTORS: .*no such file"):
+        load_backend_settings(word_vectors=str(tmp_path / "missing.npz"))
+    choices = ControlSpec("sentiment", "Choices", "single", "text", "text", ("Negative", "Positive"))
+    good, good_labels = _reviews(GOOD, "Positive")
+    bad, bad_labels = _reviews(BAD, "Negative")
+    items = [
+        Example(k, t, label)
+        for k, (t, label) in enumerate(zip(good + bad, good_labels + bad_labels, strict=True))
+    ]
+    scored = [c["name"] for c in fit_control(choices, items, settings=settings).report["model"]["candidates"]]
+    assert scored[:3] == ["word-C10", "vectors-balanced-C10", "union+vectors-balanced-C10"]
+    plain = fit_control(choices, items, settings=load_backend_settings(model_dir=str(tmp_path)))
+    assert not any("vectors" in c["name"] for c in plain.report["model"]["candidates"])
