@@ -4,8 +4,8 @@ API (pure: numpy/scipy/sklearn only, no HTTP; the ML backend imports it):
 
 - ``Candidate(name, make)``: ``make()`` returns an unfitted estimator over RAW inputs (texts, image
   features, ...): ``fit(X, y) -> self``, ``predict_proba(X)`` and ``classes_``.
-- ``select_model(candidates, inputs, labels, *, seed=0, folds=5, budget_seconds=20.0,
-  max_search=3000) -> Selection``: stratified K-fold CV of the candidates in the given order (the first
+- ``select_model(candidates, inputs, labels, *, seed=0, folds=5,
+  budget_seconds=SELECTION_BUDGET_SECONDS, max_search=3000) -> Selection``: stratified K-fold CV of the candidates in the given order (the first
   one is the default and always scored), each scored on log-loss, macro-F1, accuracy and ECE of its
   out-of-fold (OOF) probabilities. The winner has the best macro-F1; candidates within
   ``F1_TOLERANCE`` of it are decided by log-loss. The search stops adding candidates once the budget
@@ -49,6 +49,8 @@ Method = Literal["none", "temperature", "platt", "isotonic"]
 
 #: Candidates whose CV macro-F1 is this close to the best are decided by log-loss.
 F1_TOLERANCE = 0.005
+#: Default seconds a selection may spend cross-validating candidates (the backend's SELECTION_BUDGET_SECONDS).
+SELECTION_BUDGET_SECONDS = 20.0
 #: Fewest labels worth cross-validating.
 MIN_CV_LABELS = 10
 _EPS = 1e-6
@@ -207,7 +209,7 @@ class SelectedModel:
         candidates: Sequence[Candidate],
         *,
         seed: int = 0,
-        budget_seconds: float = 20.0,
+        budget_seconds: float = SELECTION_BUDGET_SECONDS,
         max_search: int = 3000,
     ) -> None:
         self.candidates = tuple(candidates)
@@ -258,7 +260,7 @@ def select_model(
     *,
     seed: int = 0,
     folds: int = 5,
-    budget_seconds: float = 20.0,
+    budget_seconds: float = SELECTION_BUDGET_SECONDS,
     max_search: int = 3000,
 ) -> Selection:
     """Cross-validate ``candidates`` on (``inputs``, ``labels``), refit the best on all, calibrate it.

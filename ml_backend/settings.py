@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ls_companion.modelselect import SELECTION_BUDGET_SECONDS
 from ls_companion.settings import first_error, http_url
 from ml_backend.errors import ConfigurationError
 
@@ -76,7 +77,7 @@ class BackendSettings(BaseSettings):
         description="After training, push predictions of the new version for up to this many unlabeled tasks.",
     )
     selection_budget_seconds: float = Field(
-        20.0,
+        SELECTION_BUDGET_SECONDS,
         gt=0,
         description="Seconds a training run may spend cross-validating candidate models per control.",
     )

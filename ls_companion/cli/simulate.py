@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ls_companion.cli.app import app, emit, err_console
+from ls_companion.modelselect import SELECTION_BUDGET_SECONDS
 from ls_companion.selection.simulate import SimulationConfig, load_dataset, plot_curves, simulate
 from ls_companion.selection.strategies import STRATEGY_NAMES
 
@@ -62,6 +63,14 @@ def simulate_command(
     ),
     cold_start: str = typer.Option("diversity", "--cold-start", help="Strategy while no model exists."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel processes."),
+    selection_budget: float = typer.Option(
+        SELECTION_BUDGET_SECONDS,
+        "--selection-budget",
+        help="Seconds each model selection may spend cross-validating candidates (0: the first only).",
+    ),
+    stop_at_target: bool = typer.Option(
+        False, "--stop-at-target", help="End each curve once it reaches 99 % of the full-data accuracy."
+    ),
     plot: Path | None = typer.Option(None, "--plot", help="Write the learning curves to this PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -77,6 +86,8 @@ def simulate_command(
         random_fraction=random_fraction,
         cold_start=cold_start,
         jobs=jobs,
+        budget_seconds=selection_budget,
+        stop_at_target=stop_at_target,
     )
     config.validate()
     data = load_dataset(dataset, text_column=text_column, label_column=label_column)

@@ -3,8 +3,8 @@
 ``HttpScorer`` calls the ML backend's ``POST /score`` (contract in docs/active-learning.md), and its
 ``POST /predict`` for ``prelabel``;
 ``SklearnScorer`` trains on labeled texts in process (``select`` without a backend, tests): the model
-the backend would serve, selected by cross-validation and calibrated (``ls_companion.modelselect``), or,
-given the simulator's shared pool vectorizer, a fixed TF-IDF + logistic regression. A scorer answers ``None`` when there is no trained model: the caller cold-starts.
+the backend would serve, selected by cross-validation and calibrated (``ls_companion.modelselect``).
+A scorer answers ``None`` when there is no trained model: the caller cold-starts.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Any, Protocol, Self, cast
 import httpx
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from ls_companion.client import RetryPolicy
 from ls_companion.errors import BackendUnavailable
@@ -83,65 +81,24 @@ class Scorer(Protocol):
 
 
 class SklearnScorer:
-    """A text classifier trained on labeled texts; scores items by ``data[text_key]``.
+    """The ML backend's text model trained in process; scores items by ``data[text_key]``.
 
-    Without ``vectorizer``, ``fit`` selects and calibrates the backend's text model on the texts
-    (``SelectedModel`` over ``text_candidates``). With an already fitted ``TfidfVectorizer`` (the
-    simulator fits one on the whole pool once), ``fit``/``fit_features`` train a logistic regression
-    with ``C`` on its features, which is much cheaper per round. Fewer than two classes: no model.
+    ``fit`` selects and calibrates a candidate on the texts (``SelectedModel`` over
+    ``text_candidates``, as the backend's training does). Fewer than two classes: no model.
     """
 
-    def __init__(
-        self,
-        *,
-        text_key: str = "text",
-        control: str | None = None,
-        C: float = 10.0,
-        vectorizer: TfidfVectorizer | None = None,
-        max_iter: int = 1000,
-    ) -> None:
+    def __init__(self, *, text_key: str = "text", control: str | None = None) -> None:
         self.text_key = text_key
         self.control = control
-        self.C = C
-        self.vectorizer = vectorizer
-        self.max_iter = max_iter
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Self:
-        if self.vectorizer is not None:
-            self.vectorizer_ = self.vectorizer
-            return self.fit_features(self.vectorizer_.transform(texts), labels)
         labels = [str(x) for x in labels]
-        self.model_: LogisticRegression | SelectedModel | None = None
+        self.model_: SelectedModel | None = None
         if len(set(labels)) < 2:
             return self
         self.model_ = SelectedModel(text_candidates()).fit(list(texts), labels)
         self.classes_ = tuple(self.model_.classes_)
         digest = hashlib.sha1(json.dumps([list(texts), labels]).encode())
-        self.model_version_ = f"sklearn-{digest.hexdigest()[:10]}"
-        return self
-
-    def fit_features(self, features: Any, labels: Sequence[str]) -> Self:
-        """Train on already vectorized rows (the vectorizer must be set for ``score``)."""
-        if not hasattr(self, "vectorizer_") and self.vectorizer is not None:
-            self.vectorizer_ = self.vectorizer
-        labels = [str(x) for x in labels]
-        self.model_ = None
-        if len(set(labels)) < 2:
-            return self
-        # liblinear is 10-30x faster than lbfgs on small sparse binary problems (its dual form when there
-        # are fewer rows than features, the usual case for text); it has no multinomial mode.
-        binary = len(set(labels)) == 2
-        model = LogisticRegression(
-            C=self.C,
-            max_iter=self.max_iter,
-            solver="liblinear" if binary else "lbfgs",
-            dual=binary and features.shape[0] < features.shape[1],
-        )
-        self.model_ = model.fit(features, labels)
-        self.classes_ = tuple(str(c) for c in self.model_.classes_)
-        digest = hashlib.sha1(json.dumps([list(features.shape), labels]).encode())
-        if hasattr(features, "data"):
-            digest.update(np.asarray(features.data).tobytes())
         self.model_version_ = f"sklearn-{digest.hexdigest()[:10]}"
         return self
 
@@ -151,20 +108,10 @@ class SklearnScorer:
 
     def score_texts(self, texts: Sequence[str]) -> ScoreBatch | None:
         model = getattr(self, "model_", None)
-        if isinstance(model, SelectedModel):
-            proba = model.predict_proba(list(texts))
-            return ScoreBatch.from_proba(proba, self.classes_, self.model_version_, control=self.control)
         if model is None:
             return None
-        return self.score_features(self.vectorizer_.transform(texts))
-
-    def score_features(self, features: Any) -> ScoreBatch | None:
-        model = getattr(self, "model_", None)
-        if model is None:
-            return None
-        return ScoreBatch.from_proba(
-            model.predict_proba(features), self.classes_, self.model_version_, control=self.control
-        )
+        proba = model.predict_proba(list(texts))
+        return ScoreBatch.from_proba(proba, self.classes_, self.model_version_, control=self.control)
 
 
 # -- over HTTP ----------------------------------------------------------------------------------------

@@ -2,32 +2,35 @@
 
 For each strategy and seed: label ``initial`` random pool items, then repeatedly train, evaluate on
 the test split, and let the strategy (through the same ``plan_batch`` as ``select``) choose the next
-``batch``. TF-IDF is fitted once on the pool and LSA features computed once, so each round costs one
-logistic-regression fit and one scoring pass.
+``batch``. The model is the ML backend's: the text candidate chosen by cross-validation, calibrated
+(``Learner``); the LSA features of the clustering strategies are computed once.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from joblib import Parallel, delayed  # type: ignore[import-untyped]
 from numpy.typing import NDArray
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from ls_companion.errors import InputError
-from ls_companion.selection.features import DEFAULT_DIMS, dense_features
+from ls_companion.modelselect import SELECTION_BUDGET_SECONDS, Selection, select_model
+from ls_companion.selection.features import DEFAULT_DIMS, text_features
 from ls_companion.selection.plan import choose_strategy, plan_batch
 from ls_companion.selection.pool import FloatArray, ScoredPool
-from ls_companion.selection.scoring import SklearnScorer
+from ls_companion.selection.scoring import ScoreBatch
 from ls_companion.selection.strategies import STRATEGY_NAMES, check_names, make_strategy
 from ls_companion.sources import read_rows
+from ls_companion.textclassifier import text_candidates
 
 TARGET_SHARE = 0.99
 
@@ -43,9 +46,13 @@ class SimulationConfig:
     split_seed: int = 0
     random_fraction: float = 0.0
     cold_start: str = "diversity"
-    C: float = 10.0
     dims: int = DEFAULT_DIMS
     jobs: int = 1
+    #: select the model again when the labels have grown by this factor (``Learner``)
+    reselect_factor: float = 2.0
+    budget_seconds: float = SELECTION_BUDGET_SECONDS
+    #: end a curve at the first round that reaches the target (enough for ``labels_to_99pct``)
+    stop_at_target: bool = False
 
     def validate(self) -> None:
         check_names(self.strategies, self.cold_start)
@@ -53,6 +60,8 @@ class SimulationConfig:
             raise InputError("--initial, --batch, --seeds and --jobs must be at least 1, --rounds at least 0")
         if not 0.0 < self.test_size < 1.0 or not 0.0 <= self.random_fraction <= 1.0:
             raise InputError("--test-size must be between 0 and 1, --random-fraction between 0 and 1")
+        if self.reselect_factor <= 1.0 or self.budget_seconds < 0.0:
+            raise InputError("the reselection factor must be above 1 and the selection budget at least 0")
 
 
 @dataclass(frozen=True)
@@ -80,13 +89,13 @@ def load_dataset(path: Path, *, text_column: str = "text", label_column: str = "
 class Prepared:
     """The split and everything computed once per dataset."""
 
-    pool: Any  # sparse TF-IDF rows of the pool
+    pool_texts: list[str]
     pool_labels: NDArray[np.str_]
-    test: Any
+    test_texts: list[str]
     test_labels: NDArray[np.str_]
     features: FloatArray  # dense LSA rows of the pool, for the clustering strategies
-    vectorizer: TfidfVectorizer
     full_accuracy: float
+    full_model: str
 
 
 def prepare(dataset: Dataset, config: SimulationConfig) -> Prepared:
@@ -97,28 +106,62 @@ def prepare(dataset: Dataset, config: SimulationConfig) -> Prepared:
         stratify=dataset.labels,
         random_state=config.split_seed,
     )
-    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit(texts_pool)
-    x_pool, x_test = vectorizer.transform(texts_pool), vectorizer.transform(texts_test)
     y_pool_arr, y_test_arr = np.asarray(y_pool, dtype=np.str_), np.asarray(y_test, dtype=np.str_)
-    full = SklearnScorer(C=config.C, vectorizer=vectorizer).fit_features(x_pool, y_pool_arr.tolist())
+    with threadpool_limits(limits=1):
+        full = select_model(text_candidates(), texts_pool, y_pool, budget_seconds=config.budget_seconds)
     return Prepared(
-        pool=x_pool,
+        pool_texts=list(texts_pool),
         pool_labels=y_pool_arr,
-        test=x_test,
+        test_texts=list(texts_test),
         test_labels=y_test_arr,
-        features=dense_features(x_pool, dims=config.dims, seed=config.split_seed),
-        vectorizer=vectorizer,
-        full_accuracy=_evaluate(full, x_test, y_test_arr)[0],
+        features=text_features(texts_pool, dims=config.dims, seed=config.split_seed),
+        full_accuracy=_evaluate(full, texts_test, y_test_arr)[0],
+        full_model=full.name,
     )
 
 
-def _evaluate(model: SklearnScorer, x: Any, y: NDArray[np.str_], only: str = "") -> tuple[float, float]:
-    """Accuracy and macro F1; a model not trained (one class so far) answers that one class."""
-    fitted = getattr(model, "model_", None)
-    predicted = np.full(len(y), only) if fitted is None else fitted.predict(x)
+def _evaluate(
+    model: Selection | None, texts: list[str], y: NDArray[np.str_], only: str = ""
+) -> tuple[float, float]:
+    """Accuracy and macro F1; no model (one class so far) answers that one class."""
+    if model is None:
+        predicted = np.full(len(y), only)
+    else:
+        predicted = np.asarray(model.classes, dtype=np.str_)[model.predict_proba(texts).argmax(axis=1)]
     return float(accuracy_score(y, predicted)), float(
         f1_score(y, predicted, average="macro", zero_division=0)
     )
+
+
+class Learner:
+    """The ML backend's text model over a growing label set: ``select_model`` over ``text_candidates``
+    (the code path of the backend's training and ``select``'s ``SklearnScorer``), calibrated.
+
+    Selecting cross-validates every candidate, so it runs again only when the labels have grown by
+    ``factor`` since the last selection, or the classes changed; in between, the chosen candidate is
+    refitted on all labels and keeps the last selection's calibration."""
+
+    selected_at_: int
+
+    def __init__(self, *, factor: float, budget_seconds: float) -> None:
+        self.factor = factor
+        self.budget_seconds = budget_seconds
+
+    def fit(self, texts: list[str], labels: list[str]) -> Self:
+        last: Selection | None = getattr(self, "selection_", None)
+        classes = tuple(sorted(set(labels)))
+        self.selection_: Selection | None = None
+        if len(classes) < 2:
+            return self
+        if last is None or last.classes != classes or len(labels) >= self.factor * self.selected_at_:
+            self.selection_ = select_model(
+                text_candidates(), texts, labels, budget_seconds=self.budget_seconds
+            )
+            self.selected_at_ = len(labels)
+        else:
+            candidate = next(c for c in text_candidates() if c.name == last.name)
+            self.selection_ = replace(last, model=candidate.make().fit(texts, labels))
+        return self
 
 
 @dataclass(frozen=True)
@@ -126,13 +169,14 @@ class CurvePoint:
     labels: int
     accuracy: float
     macro_f1: float
+    model: str = ""
 
 
 def learning_curve(
     prepared: Prepared, strategy_name: str, seed: int, config: SimulationConfig
 ) -> list[CurvePoint]:
     """One strategy, one seed: the test accuracy after each round of labeling."""
-    n_pool = prepared.pool.shape[0]
+    n_pool = len(prepared.pool_texts)
     ids = np.asarray([str(i) for i in range(n_pool)], dtype=np.str_)
     labeled = np.zeros(n_pool, dtype=bool)
     labeled[
@@ -140,18 +184,24 @@ def learning_curve(
     ] = True
     rng = np.random.default_rng([seed, 2])
     strategy = make_strategy(strategy_name)
+    learner = Learner(factor=config.reselect_factor, budget_seconds=config.budget_seconds)
+    target = TARGET_SHARE * prepared.full_accuracy
     curve = []
     for round_no in range(config.rounds + 1):
         known = np.flatnonzero(labeled)
-        model = SklearnScorer(C=config.C, vectorizer=prepared.vectorizer)
-        model.fit_features(prepared.pool[known], prepared.pool_labels[known].tolist())
+        with threadpool_limits(limits=1):  # many small fits: threads would only contend for the cores
+            model = learner.fit(_texts(prepared, known), prepared.pool_labels[known].tolist()).selection_
         only = str(prepared.pool_labels[known[0]]) if len(known) else ""
-        accuracy, macro_f1 = _evaluate(model, prepared.test, prepared.test_labels, only)
-        curve.append(CurvePoint(len(known), accuracy, macro_f1))
+        accuracy, macro_f1 = _evaluate(model, prepared.test_texts, prepared.test_labels, only)
+        curve.append(CurvePoint(len(known), accuracy, macro_f1, model.name if model else ""))
         unlabeled = np.flatnonzero(~labeled)
-        if round_no == config.rounds or len(unlabeled) == 0:
+        reached = config.stop_at_target and accuracy >= target
+        if round_no == config.rounds or len(unlabeled) == 0 or reached:
             break
-        scores = model.score_features(prepared.pool[unlabeled])
+        scores = None
+        if model is not None and strategy.needs_model:
+            proba = model.predict_proba(_texts(prepared, unlabeled))
+            scores = ScoreBatch.from_proba(proba, model.classes, model.name)
         pool = ScoredPool(
             ids=ids[unlabeled],
             measures=scores.measures if scores is not None else {},
@@ -163,6 +213,10 @@ def learning_curve(
         plan = plan_batch(pool, chosen, config.batch, rng, random_fraction=config.random_fraction)
         labeled[[int(p.source_id) for p in plan]] = True
     return curve
+
+
+def _texts(prepared: Prepared, rows: NDArray[np.intp]) -> list[str]:
+    return [prepared.pool_texts[i] for i in rows]
 
 
 def labels_to_target(curve: Sequence[CurvePoint], target: float) -> int | None:
@@ -195,10 +249,12 @@ class StrategyResult:
             }
             for i in range(steps)
         ]
+        models = Counter(p.model for c in self.curves for p in c if p.model)
         return {
             "labels_to_99pct": {"median": _median(self.per_seed), "per_seed": self.per_seed},
             "final_accuracy": curve[-1]["accuracy"] if curve else None,
             "seconds": round(self.seconds, 2),
+            "models": dict(models.most_common()),
             "curve": curve,
         }
 
@@ -233,8 +289,9 @@ def simulate(
     return {
         "full_data_accuracy": round(prepared.full_accuracy, 5),
         "target_accuracy": round(target, 5),
-        "pool_size": int(prepared.pool.shape[0]),
-        "test_size": int(prepared.test.shape[0]),
+        "full_data_model": prepared.full_model,
+        "pool_size": len(prepared.pool_texts),
+        "test_size": len(prepared.test_texts),
         "config": asdict(config),
         "strategies": {name: r.to_json() for name, r in results.items()},
     }

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ls_companion.cli import main
 from ls_companion.errors import InputError
 from ls_companion.selection.simulate import (
     CurvePoint,
+    Learner,
     SimulationConfig,
     _median,
     labels_to_target,
@@ -21,9 +24,12 @@ from ls_companion.selection.simulate import (
     simulate,
 )
 from ls_companion.sources import read_rows
+from ls_companion.textclassifier import text_candidates
 from tests.conftest import SHARED_DATASETS
 
 SMS = SHARED_DATASETS / "sms_spam" / "sms_spam.csv"
+#: A zero budget cross-validates the first candidate only: the backend's model, fast and deterministic.
+FIRST_ONLY = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +53,19 @@ def test_labels_to_target_and_median() -> None:
 
 
 def test_curves_grow_by_the_batch_and_uncertainty_beats_random(small_csv: Path) -> None:
-    config = SimulationConfig(strategies=("random", "entropy"), initial=40, batch=40, rounds=6, seeds=2)
+    config = SimulationConfig(
+        strategies=("random", "entropy"), initial=40, batch=40, rounds=6, seeds=2, budget_seconds=FIRST_ONLY
+    )
     result = simulate(load_dataset(small_csv), config)
     assert result["pool_size"] == 1200 and result["test_size"] == 300
-    assert 0.9 < result["full_data_accuracy"] <= 1.0
+    assert 0.95 < result["full_data_accuracy"] <= 1.0 and result["full_data_model"] == "word-C10"
     assert result["target_accuracy"] == pytest.approx(0.99 * result["full_data_accuracy"], abs=1e-4)
     for name in ("random", "entropy"):
         data = result["strategies"][name]
         assert [p["labels"] for p in data["curve"]] == [40, 80, 120, 160, 200, 240, 280]
         assert len(data["labels_to_99pct"]["per_seed"]) == 2
         assert set(data["curve"][0]) == {"labels", "accuracy", "accuracy_std", "macro_f1"}
+        assert data["models"] == {"word-C10": 2 * 7}  # seeds x points
     # The same initial labels for both strategies of a seed: same first point.
     assert result["strategies"]["random"]["curve"][0] == result["strategies"]["entropy"]["curve"][0]
     assert (
@@ -65,7 +74,7 @@ def test_curves_grow_by_the_batch_and_uncertainty_beats_random(small_csv: Path) 
 
 
 def test_a_curve_is_reproducible_and_every_strategy_runs(small_csv: Path) -> None:
-    config = SimulationConfig(initial=30, batch=30, rounds=2, seeds=1)
+    config = SimulationConfig(initial=30, batch=30, rounds=2, seeds=1, budget_seconds=FIRST_ONLY)
     prepared = prepare(load_dataset(small_csv), config)
     for name in config.strategies:
         first = learning_curve(prepared, name, 0, config)
@@ -75,11 +84,48 @@ def test_a_curve_is_reproducible_and_every_strategy_runs(small_csv: Path) -> Non
 
 def test_one_class_at_start_cold_starts(small_csv: Path) -> None:
     # One initial label is one class: no model, so the cold-start strategy chooses the first batch.
-    config = SimulationConfig(strategies=("entropy",), initial=1, batch=20, rounds=2, seeds=2)
+    config = SimulationConfig(
+        strategies=("entropy",), initial=1, batch=20, rounds=2, seeds=2, budget_seconds=FIRST_ONLY
+    )
     result = simulate(load_dataset(small_csv), config)
     curve = result["strategies"]["entropy"]["curve"]
     assert [p["labels"] for p in curve] == [1, 21, 41]
     assert curve[0]["accuracy"] > 0.0  # the one known class, answered for everything
+
+
+def test_a_curve_stops_at_the_target_when_asked(small_csv: Path) -> None:
+    config = SimulationConfig(
+        strategies=("entropy",), initial=40, batch=40, rounds=20, seeds=1, budget_seconds=FIRST_ONLY
+    )
+    prepared = prepare(load_dataset(small_csv), config)
+    full = learning_curve(prepared, "entropy", 0, config)
+    target = 0.99 * prepared.full_accuracy
+    reached = labels_to_target(full, target)
+    assert reached is not None and reached < full[-1].labels
+    stopped = learning_curve(prepared, "entropy", 0, replace(config, stop_at_target=True))
+    assert stopped == [p for p in full if p.labels <= reached]
+
+
+def test_the_learner_selects_again_when_the_labels_grow_by_the_factor(small_csv: Path) -> None:
+    rows = list(read_rows(small_csv))
+    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    learner = Learner(factor=2.0, budget_seconds=FIRST_ONLY)
+    first = learner.fit(texts[:100], labels[:100]).selection_
+    assert first is not None and learner.selected_at_ == 100
+    assert first.name == text_candidates()[0].name and first.search_size == 100
+    refit = learner.fit(texts[:150], labels[:150]).selection_
+    # Below twice the labels: the chosen candidate refitted on all 150, with the selection's calibration.
+    assert learner.selected_at_ == 100 and refit is not None and refit.name == first.name
+    assert refit.calibrator == first.calibrator and refit.scores == first.scores
+    alone = next(c for c in text_candidates() if c.name == first.name).make().fit(texts[:150], labels[:150])
+    np.testing.assert_allclose(
+        refit.predict_proba(texts[150:200]),
+        first.calibrator(alone.predict_proba(texts[150:200])),
+        atol=1e-4,  # liblinear shuffles with numpy's global random state
+    )
+    again = learner.fit(texts[:200], labels[:200]).selection_
+    assert learner.selected_at_ == 200 and again is not None and again.search_size == 200
+    assert learner.fit(texts[:3], ["ham"] * 3).selection_ is None
 
 
 def test_bad_options_and_files_are_input_errors(tmp_path: Path, small_csv: Path) -> None:
@@ -87,6 +133,8 @@ def test_bad_options_and_files_are_input_errors(tmp_path: Path, small_csv: Path)
         SimulationConfig(strategies=("clever",)).validate()
     with pytest.raises(InputError, match="--test-size"):
         SimulationConfig(test_size=1.5).validate()
+    with pytest.raises(InputError, match="reselection factor"):
+        SimulationConfig(reselect_factor=1.0).validate()
     with pytest.raises(InputError, match="needs the columns"):
         load_dataset(small_csv, label_column="class")
     one = tmp_path / "one.csv"
@@ -100,9 +148,10 @@ def test_simulate_command_prints_json_and_writes_the_plot(
 ) -> None:
     plot = tmp_path / "curve.png"
     argv = ["simulate", str(small_csv), "-s", "margin", "-s", "hybrid", "--initial", "50", "--batch", "50"]
-    argv += ["--rounds", "3", "--seeds", "2", "--json", "--plot", str(plot)]
+    argv += ["--rounds", "3", "--seeds", "2", "--json", "--plot", str(plot), "--selection-budget", "0"]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result["strategies"]) == {"margin", "hybrid"}
+    assert set(result["strategies"]) == {"margin", "hybrid"} and result["full_data_model"] == "word-C10"
+    assert result["config"]["budget_seconds"] == 0.0
     assert result["plot"] == str(plot) and plot.read_bytes()[:4] == b"\x89PNG"
     assert main(["simulate", str(small_csv), "-s", "nope"]) == 2
