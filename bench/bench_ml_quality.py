@@ -7,8 +7,9 @@
   same run, the reference backend's model (TF-IDF 1-3-grams + LogisticRegression C=10) and every
   candidate fixed in advance. With ``data/word-vectors.npz`` (``make word-clusters``) the candidates
   include the pooled GloVe ones, as in a backend with WORD_VECTORS, and each point also prints the
-  best of them against the best TF-IDF-only candidate. Each seed draws a stratified training sample
-  from the pool; the test set (30 %, at most 2,000) is fixed per dataset.
+  best of them against the best TF-IDF-only candidate, and ``vector_speed`` their prediction time
+  against the TF-IDF union's in the same process. Each seed draws a stratified training sample from
+  the pool; the test set (30 %, at most 2,000) is fixed per dataset.
 
 - sms_spam: stratified 5-fold CV (shuffled, seed 0) of the backend's single-choice classifier, against
   a plain TF-IDF + LinearSVC measured in the same run (the datasets README's reference setup).
@@ -307,10 +308,33 @@ def _option(argv: list[str], name: str, default: str) -> str:
     return argv[argv.index(name) + 1] if name in argv else default
 
 
+def vector_speed(repeats: int = 7) -> None:
+    """Prediction time of the vector candidates against the TF-IDF union they extend, same process:
+    each trained on 1,000 sentiment reviews, predicting 1,000 others, passes alternated, best kept."""
+    if not WORD_VECTORS.is_file():
+        return
+    texts, labels = load_sentiment()
+    candidates = {c.name: c for c in single_choice_candidates(WordVectors.load(WORD_VECTORS))}
+    names = ("union-balanced-C10", "union+vectors-balanced-C10", "vectors-balanced-C10")
+    models = {name: candidates[name].make().fit(texts[:1000], labels[:1000]) for name in names}
+    batch = texts[1000:2000]
+    best = {name: float("inf") for name in names}
+    for _ in range(repeats):
+        for name, model in models.items():
+            started = time.perf_counter()
+            model.predict_proba(batch)
+            best[name] = min(best[name], time.perf_counter() - started)
+    print(f"\nPrediction of 1,000 sentiment reviews, best of {repeats} alternated passes (one process)")
+    for name in names:
+        ratio = best[name] / best[names[0]]
+        print(f"  {name:28s} {1000 * best[name]:7.1f} ms  ({ratio:.2f}x {names[0]})")
+
+
 def main(argv: list[str]) -> int:
     names = _option(argv, "--datasets", ",".join(CURVE_DATASETS)).split(",")
     sizes = [int(n) for n in _option(argv, "--sizes", "50,100,300,1000").split(",")]
     curves(names, sizes, int(_option(argv, "--seeds", "5")))
+    vector_speed()
     if "--curves-only" not in argv:
         sms_cv()
         wnut("--with-dev" in argv)
