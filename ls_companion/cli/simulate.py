@@ -68,6 +68,11 @@ def simulate_command(
         "--selection-budget",
         help="Seconds each model selection may spend cross-validating candidates (0: the first only).",
     ),
+    word_vectors: Path | None = typer.Option(
+        None,
+        "--word-vectors",
+        help="Word-vectors file (`ml-backend word-vectors`): adds the pooled-vector candidates, as WORD_VECTORS does.",
+    ),
     stop_at_target: bool = typer.Option(
         False, "--stop-at-target", help="End each curve once it reaches 99 % of the full-data accuracy."
     ),
@@ -88,6 +93,7 @@ def simulate_command(
         jobs=jobs,
         budget_seconds=selection_budget,
         stop_at_target=stop_at_target,
+        word_vectors=word_vectors,
     )
     config.validate()
     data = load_dataset(dataset, text_column=text_column, label_column=label_column)

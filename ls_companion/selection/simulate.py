@@ -8,6 +8,7 @@ the test split, and let the strategy (through the same ``plan_batch`` as ``selec
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,14 +24,14 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from ls_companion.errors import InputError
-from ls_companion.modelselect import SELECTION_BUDGET_SECONDS, Selection, select_model
+from ls_companion.modelselect import SELECTION_BUDGET_SECONDS, Candidate, Selection, select_model
 from ls_companion.selection.features import DEFAULT_DIMS, text_features
 from ls_companion.selection.plan import choose_strategy, plan_batch
 from ls_companion.selection.pool import FloatArray, ScoredPool
 from ls_companion.selection.scoring import ScoreBatch
 from ls_companion.selection.strategies import STRATEGY_NAMES, check_names, make_strategy
 from ls_companion.sources import read_rows
-from ls_companion.textclassifier import text_candidates
+from ls_companion.wordvectors import WordVectors, single_choice_candidates
 
 TARGET_SHARE = 0.99
 
@@ -53,6 +54,8 @@ class SimulationConfig:
     budget_seconds: float = SELECTION_BUDGET_SECONDS
     #: end a curve at the first round that reaches the target (enough for ``labels_to_99pct``)
     stop_at_target: bool = False
+    #: a WORD_VECTORS file: its pooled-vector candidates join the selection, as in the backend
+    word_vectors: Path | None = None
 
     def validate(self) -> None:
         check_names(self.strategies, self.cold_start)
@@ -98,6 +101,17 @@ class Prepared:
     full_model: str
 
 
+@functools.lru_cache(maxsize=2)
+def candidates(word_vectors: Path | None) -> tuple[Candidate, ...]:
+    """What the backend selects from, with ``word_vectors`` loaded once per process."""
+    if word_vectors is None:
+        return single_choice_candidates(None)
+    try:
+        return single_choice_candidates(WordVectors.load(word_vectors))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def prepare(dataset: Dataset, config: SimulationConfig) -> Prepared:
     texts_pool, texts_test, y_pool, y_test = train_test_split(
         dataset.texts,
@@ -108,7 +122,9 @@ def prepare(dataset: Dataset, config: SimulationConfig) -> Prepared:
     )
     y_pool_arr, y_test_arr = np.asarray(y_pool, dtype=np.str_), np.asarray(y_test, dtype=np.str_)
     with threadpool_limits(limits=1):
-        full = select_model(text_candidates(), texts_pool, y_pool, budget_seconds=config.budget_seconds)
+        full = select_model(
+            candidates(config.word_vectors), texts_pool, y_pool, budget_seconds=config.budget_seconds
+        )
     return Prepared(
         pool_texts=list(texts_pool),
         pool_labels=y_pool_arr,
@@ -134,8 +150,8 @@ def _evaluate(
 
 
 class Learner:
-    """The ML backend's text model over a growing label set: ``select_model`` over ``text_candidates``
-    (the code path of the backend's training and ``select``'s ``SklearnScorer``), calibrated.
+    """The ML backend's text model over a growing label set: ``select_model`` over ``candidates``
+    (``single_choice_candidates``, the code path of the backend's training), calibrated.
 
     Selecting cross-validates every candidate, so it runs again only when the labels have grown by
     ``factor`` since the last selection, or the classes changed; in between, the chosen candidate is
@@ -143,7 +159,8 @@ class Learner:
 
     selected_at_: int
 
-    def __init__(self, *, factor: float, budget_seconds: float) -> None:
+    def __init__(self, candidates: Sequence[Candidate], *, factor: float, budget_seconds: float) -> None:
+        self.candidates = tuple(candidates)
         self.factor = factor
         self.budget_seconds = budget_seconds
 
@@ -154,12 +171,10 @@ class Learner:
         if len(classes) < 2:
             return self
         if last is None or last.classes != classes or len(labels) >= self.factor * self.selected_at_:
-            self.selection_ = select_model(
-                text_candidates(), texts, labels, budget_seconds=self.budget_seconds
-            )
+            self.selection_ = select_model(self.candidates, texts, labels, budget_seconds=self.budget_seconds)
             self.selected_at_ = len(labels)
         else:
-            candidate = next(c for c in text_candidates() if c.name == last.name)
+            candidate = next(c for c in self.candidates if c.name == last.name)
             self.selection_ = replace(last, model=candidate.make().fit(texts, labels))
         return self
 
@@ -184,7 +199,9 @@ def learning_curve(
     ] = True
     rng = np.random.default_rng([seed, 2])
     strategy = make_strategy(strategy_name)
-    learner = Learner(factor=config.reselect_factor, budget_seconds=config.budget_seconds)
+    learner = Learner(
+        candidates(config.word_vectors), factor=config.reselect_factor, budget_seconds=config.budget_seconds
+    )
     target = TARGET_SHARE * prepared.full_accuracy
     curve = []
     for round_no in range(config.rounds + 1):

@@ -17,6 +17,7 @@ from ls_companion.selection.simulate import (
     Learner,
     SimulationConfig,
     _median,
+    candidates,
     labels_to_target,
     learning_curve,
     load_dataset,
@@ -25,6 +26,7 @@ from ls_companion.selection.simulate import (
 )
 from ls_companion.sources import read_rows
 from ls_companion.textclassifier import text_candidates
+from ls_companion.wordvectors import WordVectors, single_choice_candidates
 from tests.conftest import SHARED_DATASETS
 
 SMS = SHARED_DATASETS / "sms_spam" / "sms_spam.csv"
@@ -109,7 +111,7 @@ def test_a_curve_stops_at_the_target_when_asked(small_csv: Path) -> None:
 def test_the_learner_selects_again_when_the_labels_grow_by_the_factor(small_csv: Path) -> None:
     rows = list(read_rows(small_csv))
     texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
-    learner = Learner(factor=2.0, budget_seconds=FIRST_ONLY)
+    learner = Learner(text_candidates(), factor=2.0, budget_seconds=FIRST_ONLY)
     first = learner.fit(texts[:100], labels[:100]).selection_
     assert first is not None and learner.selected_at_ == 100
     assert first.name == text_candidates()[0].name and first.search_size == 100
@@ -126,6 +128,18 @@ def test_the_learner_selects_again_when_the_labels_grow_by_the_factor(small_csv:
     again = learner.fit(texts[:200], labels[:200]).selection_
     assert learner.selected_at_ == 200 and again is not None and again.search_size == 200
     assert learner.fit(texts[:3], ["ham"] * 3).selection_ is None
+
+
+def test_word_vectors_add_the_backends_vector_candidates(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.npz"
+    WordVectors(["good", "bad"], np.eye(2)).save(path)
+    names = [c.name for c in candidates(path)]
+    assert names == [c.name for c in single_choice_candidates(WordVectors.load(path))]
+    assert "vectors-balanced-C10" in names and [c.name for c in candidates(None)] == [
+        c.name for c in text_candidates()
+    ]
+    with pytest.raises(InputError, match="not a word-vectors file"):
+        candidates(tmp_path / "missing.npz")
 
 
 def test_bad_options_and_files_are_input_errors(tmp_path: Path, small_csv: Path) -> None:
