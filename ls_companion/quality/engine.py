@@ -229,6 +229,16 @@ def _overall_tasks(controls: Mapping[str, ControlQuality], threshold: float) -> 
     ).reset_index()
 
 
+def annotator_accuracy(cq: ControlQuality, min_gold: int) -> dict[Any, float]:
+    """Each annotator's ``quality_score`` on one control (gold accuracy, else agreement with the
+    consensus; NaN without either): the accuracy the label-issue reliability weighs answers with."""
+    indexed = cq.annotators.set_index("annotator")
+    score = performance.quality_score(
+        indexed["gold_accuracy"], indexed["vs_consensus"], indexed["gold_n_gold"], min_gold
+    )
+    return {annotator: float(value) for annotator, value in score.items()}
+
+
 def _annotator_table(
     table: pd.DataFrame, primary: ControlQuality | None, options: QualityOptions
 ) -> pd.DataFrame:
@@ -238,11 +248,10 @@ def _annotator_table(
     merged = perf.merge(primary.annotators, on="annotator", how="outer")
     status = {q.annotator: q.status for q in primary.qualification}
     merged["qualification"] = merged["annotator"].map(status)
-    indexed = merged.set_index("annotator")
-    score = performance.quality_score(
-        indexed["gold_accuracy"], indexed["vs_consensus"], indexed["gold_n_gold"], options.min_gold_for_score
+    score = pd.Series(
+        annotator_accuracy(primary, options.min_gold_for_score), name="quality_score", dtype=float
     )
-    return indexed.join(score).reset_index()
+    return merged.set_index("annotator").join(score).reset_index()
 
 
 def _drift_events(

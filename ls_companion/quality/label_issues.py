@@ -17,12 +17,13 @@ Pure functions over numpy arrays: labels are class codes ``0..k-1``, ``proba`` i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import softmax
 
 from ls_companion.errors import InputError
 from ls_companion.quality.records import jsonable
@@ -189,8 +190,43 @@ def issues_payload(
     }
 
 
+def answer_reliability(
+    answers: Iterable[tuple[Any, Any, Any]],
+    labels: Mapping[Any, Any],
+    accuracy: Mapping[Any, float],
+    classes: Sequence[Any],
+) -> dict[Any, float]:
+    """Per task, the probability that its label is right as its annotators tell it (flat prior).
+
+    ``answers``: ``(task, annotator, answer)``; ``labels``: each task's label judged; ``accuracy``: each
+    annotator's estimated accuracy (the quality engine's ``quality_score``). An answer counts ``a`` for
+    the class it names and ``(1 - a) / (k - 1)`` for each other one (errors spread evenly): one
+    annotator gives their accuracy, two who agree more, a dissent less. Annotators without an estimate
+    count with the mean one; with no estimate at all, nothing is returned.
+    """
+    known = [float(a) for a in accuracy.values() if np.isfinite(a)]
+    if not known:
+        return {}
+    mean = float(np.mean(known))
+    column = {label: i for i, label in enumerate(classes)}
+    k = max(len(classes), 2)
+    log_like: dict[Any, FloatArray] = {}
+    for task, annotator, answer in answers:
+        if labels.get(task) not in column or answer not in column:
+            continue
+        a = float(accuracy.get(annotator, mean))
+        a = float(np.clip(a if np.isfinite(a) else mean, 1.0 - MAX_LABEL_RELIABILITY, MAX_LABEL_RELIABILITY))
+        row = np.full(k, np.log((1.0 - a) / (k - 1)))
+        row[column[answer]] = np.log(a)
+        log_like[task] = log_like.get(task, np.zeros(k)) + row
+    return {task: float(softmax(ll)[column[labels[task]]]) for task, ll in log_like.items()}
+
+
 def task_label_issues(
-    oof: Mapping[str, Any], labels: Mapping[Any, Any], model_version: str | None
+    oof: Mapping[str, Any],
+    labels: Mapping[Any, Any],
+    model_version: str | None,
+    reliability: Mapping[Any, float] | None = None,
 ) -> dict[Any, dict[str, Any]]:
     """Per task, what the sync writes as ``quality.label_issue``: the label judged, score, suggested
     label, flagged, version, and ``noise_rate``, the confident joint's estimated share of wrong labels
@@ -198,7 +234,9 @@ def task_label_issues(
 
     ``oof``: one control's stored out-of-fold probabilities (``task_ids``, ``classes``, ``proba``, as the
     ML backend's training job keeps them with ``model_version``); ``labels``: each task's current
-    (consensus) label. Tasks without both, or whose label the model does not know, get nothing.
+    (consensus) label; ``reliability``: per task, the probability its label is right as the annotators
+    tell it (``answer_reliability``; a task without one counts as average). Tasks without both, or whose
+    label the model does not know, get nothing.
     """
     classes = list(oof["classes"])
     column = {label: i for i, label in enumerate(classes)}
@@ -210,7 +248,11 @@ def task_label_issues(
     if len(kept) < 2:
         return {}
     proba = np.asarray(oof["proba"], dtype=float)[[row for _, _, row in kept]]
-    found = find_label_issues(np.array([code for _, code, _ in kept], dtype=np.int64), proba)
+    rel = None
+    if reliability:
+        given = np.array([reliability.get(task, np.nan) for task, _, _ in kept], dtype=float)
+        rel = np.where(np.isnan(given), np.nanmean(given), given) if not np.isnan(given).all() else None
+    found = find_label_issues(np.array([code for _, code, _ in kept], dtype=np.int64), proba, reliability=rel)
     rates = found.noise.noise_rates
     return {
         task: {

@@ -116,8 +116,10 @@ def _label_issues(
     report: QualityReport, stored: Mapping[str, Any], model_version: str | None
 ) -> dict[int, Any]:
     """Each task's ``label_issue`` on the first categorical control the model has out-of-fold
-    probabilities for, judging the task's consensus label."""
-    from ls_companion.quality.label_issues import task_label_issues
+    probabilities for, judging the task's consensus label with how reliable its annotators are (the
+    engine's per-annotator ``quality_score``: gold accuracy, else agreement with the consensus)."""
+    from ls_companion.quality.engine import annotator_accuracy
+    from ls_companion.quality.label_issues import answer_reliability, task_label_issues
 
     for name, found in stored.items():
         control = report.controls.get(name)
@@ -125,7 +127,16 @@ def _label_issues(
             continue
         labels = control.tasks.dropna(subset=["consensus"])
         consensus = {int(t): str(v) for t, v in zip(labels["task_id"], labels["consensus"], strict=True)}
-        return {int(t): issue for t, issue in task_label_issues(found, consensus, model_version).items()}
+        answers = zip(
+            control.rows["task_id"].astype(int),
+            control.rows["annotator"],
+            control.rows["value"].astype(str),
+            strict=True,
+        )
+        accuracy = annotator_accuracy(control, report.options.min_gold_for_score)
+        reliability = answer_reliability(answers, consensus, accuracy, found["classes"])
+        issues = task_label_issues(found, consensus, model_version, reliability)
+        return {int(t): issue for t, issue in issues.items()}
     return {}
 
 

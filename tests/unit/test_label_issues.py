@@ -13,6 +13,7 @@ from ls_companion.cli import main
 from ls_companion.errors import InputError
 from ls_companion.quality import consensus
 from ls_companion.quality.label_issues import (
+    answer_reliability,
     class_thresholds,
     confident_joint,
     find_label_issues,
@@ -126,6 +127,26 @@ def test_label_issues_command_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "at least two classes" in capsys.readouterr().err
     assert main(["label-issues"]) == 2
     assert "either FILE or --project" in capsys.readouterr().err
+
+
+def test_answer_reliability_weighs_each_answer_by_its_annotators_accuracy() -> None:
+    accuracy = {"u1": 0.8, "u2": 0.9, "u3": 0.6, "u4": float("nan")}
+    answers = [
+        (1, "u1", "a"),
+        (2, "u1", "a"),
+        (2, "u2", "a"),
+        (3, "u1", "a"),
+        (3, "u2", "b"),
+        (4, "u9", "b"),  # an annotator without an estimate counts with the mean (0.8 + 0.9 + 0.6) / 3
+        (5, "u1", "a"),  # a task without a label judged
+    ]
+    labels = {1: "a", 2: "a", 3: "a", 4: "b"}
+    found = answer_reliability(answers, labels, accuracy, ["a", "b", "c"])
+    # an answer gives a to its class and (1 - a) / 2 to each other one; flat prior, normalised
+    assert found == pytest.approx(
+        {1: 0.8, 2: 0.72 / (0.72 + 0.005 + 0.005), 3: 0.04 / (0.04 + 0.09 + 0.005), 4: 2.3 / 3}
+    )
+    assert answer_reliability(answers, labels, {"u1": float("nan")}, ["a", "b"]) == {}
 
 
 def test_task_label_issues_from_stored_out_of_fold_probabilities() -> None:

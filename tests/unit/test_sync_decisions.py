@@ -173,6 +173,21 @@ def test_the_backends_out_of_fold_probabilities_flag_the_wrong_label_and_feed_co
     assert outcome.per_task[6]["label_issue"]["score"] == 0.15
     assert "label_issue" not in assess(tasks, CONFIG, [5]).per_task[5]  # no backend, no finding
 
+    # With overlap the engine's annotator accuracies weigh each label: two annotators answer every task
+    # and disagree once (task 3), so one agrees with the consensus 12 times in 12 (0.999 at most), the
+    # other 11. A label both give is right at 0.999 (the cap); task 3's at .999 (1/12) / (.999 (1/12) +
+    # .001 (11/12)). Task 5's "spam" is more reliable than the mean label: its odds against the model's
+    # 1:9 grow by the ratio of the two reliabilities' odds.
+    overlap = [annotated(i + 1, [label, label]) for i, label in enumerate(labels)]
+    overlap[2] = annotated(3, ["ham", "spam"])
+    weighed = assess(overlap, CONFIG, range(1, 13), oof=oof).per_task
+    disputed = 0.999 / 12 / (0.999 / 12 + 0.001 * 11 / 12)
+    mean = (11 * 0.999 + disputed) / 12
+    odds = (1 / 9) * (0.999 / 0.001) / (mean / (1 - mean))
+    assert weighed[5]["label_issue"]["flagged"]
+    assert weighed[5]["label_issue"]["score"] == pytest.approx(1 / (1 + odds), abs=1e-4)
+    assert weighed[3]["label_issue"]["score"] > 0.5  # the disputed label: the model's doubt weighs more
+
 
 def test_a_label_issue_is_mirrored_while_flagged_and_a_new_model_version_patches_it() -> None:
     assert SyncOptions().mirror == ("label_issue",)  # bootstrap's "Possible label errors" tab filters on it
