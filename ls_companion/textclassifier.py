@@ -176,12 +176,7 @@ class TextClassifier:
         vectorizer, vocabulary = self.vectorizers_[part], self.vocabularies_[part]
         low, high = vectorizer.ngram_range
         if vectorizer.analyzer != "char_wb":
-            terms_per_text = [_word_ngrams(text, low, high) for text in texts]
-            terms = list(itertools.chain.from_iterable(terms_per_text))
-            columns = np.fromiter(map(vocabulary.get, terms, itertools.repeat(-1)), np.int64, len(terms))
-            rows = np.repeat(np.arange(len(texts)), [len(t) for t in terms_per_text])
-            found = columns >= 0
-            return rows[found], columns[found]
+            return _word_term_ids(texts, vocabulary, low, high)
         cache = self.__dict__.get("_word_ids")
         if cache is None or len(cache) > _CACHE_WORDS:
             cache = self.__dict__["_word_ids"] = _CharColumns(vocabulary, low, high)
@@ -230,13 +225,28 @@ def text_candidates(kind: Literal["single", "multi"] = "single") -> tuple[Candid
     )
 
 
-def _word_ngrams(text: str, low: int, high: int) -> list[str]:
-    """sklearn's word analyzer on lowercased text: tokens, then their n-grams for n in [low, high]."""
-    tokens = _TOKENS.findall(text)
-    terms = list(tokens) if low == 1 else []
-    for n in range(max(low, 2), min(high, len(tokens)) + 1):
-        terms += map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False))  # shorter slices end it
-    return terms
+def _word_term_ids(
+    texts: list[str], vocabulary: dict[str, int], low: int, high: int
+) -> tuple[IntArray, IntArray]:
+    """(row, column) of the in-vocabulary word n-grams (n in [low, high]) of lowercased ``texts``, as
+    sklearn's word analyzer finds them: one regex pass and C-level ``map``s over the whole batch, the
+    texts joined by a break that is a token of its own, so that no n-gram across two texts is found in
+    a vocabulary (whose terms are words)."""
+    joined = _BREAK.join(texts)
+    if joined.count(_BREAK) >= len(texts):  # a text holds the break itself: a non-word like a space
+        joined = _BREAK.join([text.replace(_BREAK, " ") for text in texts])
+    tokens = _TOKENS_OR_BREAK.findall(joined)
+    token_rows = np.cumsum(np.fromiter(map(_BREAK.__eq__, tokens), bool, len(tokens)))
+    rows, columns = [], []
+    for n in range(low, high + 1):
+        grams = tokens if n == 1 else map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False))
+        count = max(len(tokens) - n + 1, 0)
+        found = np.fromiter(map(vocabulary.get, grams, itertools.repeat(-1)), np.int64, count)
+        rows.append(token_rows[:count])
+        columns.append(found)
+    row, column = np.concatenate(rows), np.concatenate(columns)
+    kept = column >= 0
+    return row[kept], column[kept]
 
 
 def _char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
@@ -255,14 +265,22 @@ def _char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
 
 def _tfidf(rows: IntArray, columns: IntArray, n_rows: int, idf: FloatArray) -> csr_matrix:
     """Sublinear-tf × idf rows of the term occurrences (``rows``, ``columns``), l2-normalized, as sklearn
-    computes them. One sort of row-major keys counts the terms per row (faster than ``sum_duplicates``)."""
+    computes them. One sort of row-major keys (32-bit when they fit: twice as fast) counts the terms
+    per row, faster than ``sum_duplicates`` or ``np.unique``."""
     width = len(idf)
-    keys, counts = np.unique(rows * width + columns, return_counts=True)
-    row_of, column = np.divmod(keys, width)
+    keys = (rows * width + columns).astype(np.int32 if n_rows * width < 2**31 else np.int64)
+    keys.sort()
+    first = np.flatnonzero(np.diff(keys, prepend=-1))
+    counts = np.diff(first, append=len(keys))
+    keys = keys[first]
+    indptr = np.searchsorted(keys, np.arange(n_rows + 1, dtype=keys.dtype) * width)
+    row_of = np.repeat(np.arange(n_rows), np.diff(indptr))
+    column = keys - row_of * width
     weights = (1.0 + np.log(counts)) * idf[column]
     norms = np.sqrt(np.bincount(row_of, weights=weights * weights, minlength=n_rows))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=n_rows))])
     return csr_matrix((weights / norms[row_of], column, indptr), shape=(n_rows, width))
 
 
-_TOKENS = re.compile(TOKEN_PATTERN)
+#: Joins a batch's texts for ``_word_term_ids``; never part of a word token.
+_BREAK = "\x00"
+_TOKENS_OR_BREAK = re.compile(TOKEN_PATTERN + "|" + _BREAK)

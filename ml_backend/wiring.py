@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 from typing import Any
 
@@ -31,6 +32,24 @@ def build_scheduler(settings: BackendSettings, metrics: Metrics) -> TrainingSche
     return ThreadScheduler(run, policy)
 
 
+#: glibc's mallopt options and what the serving process sets them to.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MALLOC_OPTIONS = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20))
+
+
+def keep_freed_memory() -> None:
+    """Keep freed memory in the process (up to 64 MiB) instead of giving it back to the kernel at once.
+
+    By default glibc maps each block over 128 KiB on its own and unmaps it when freed, and trims the
+    heap as soon as its free top passes 128 KiB: every 1,000-task /predict (its JSON and the feature
+    arrays) then faults ~4,000 fresh pages in, about 16 % of its CPU time. Set in the master before
+    gunicorn forks, so the workers inherit it; no-op where the C library has no ``mallopt`` (not glibc)."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        for option, value in _MALLOC_OPTIONS:
+            mallopt(option, value)
+
+
 def build_service(settings: BackendSettings, *, preload: bool = True) -> BackendService:
     """The service; with ``preload``, the SDK's config parser and every project's newest model are
     loaded now (then frozen out of the garbage collector), so that gunicorn workers forked from this
@@ -45,6 +64,7 @@ def build_service(settings: BackendSettings, *, preload: bool = True) -> Backend
         # 1,000-task /predict (thousands of JSON containers, so several collections) costs ~25 % less
         # CPU, and forked gunicorn workers do not copy the pages a collection would touch.
         gc.freeze()
+        keep_freed_memory()
     return BackendService(settings, store, build_scheduler(settings, metrics), metrics)
 
 

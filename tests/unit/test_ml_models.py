@@ -281,10 +281,13 @@ def test_fast_features_equal_the_fitted_vectorizer() -> None:
         "###",
         "win win win cash",
         "zzz unseen words",
+        "win\x00cash now\tu r\n2 good",  # the break joining a batch's texts is in a text
+        "Straße ÜBER Café 5€",
     ]
-    for candidate in text_candidates():
-        model = candidate.make().fit(
-            texts[:3] * 2 + ["win cash"] * 2, ["s", "h", "h", "s", "h", "h", "s", "s"]
+    others = (TextClassifier(ngram_range=(1, 3)), TextClassifier(features="union", ngram_range=(2, 3)))
+    for make in [c.make for c in text_candidates()] + [lambda m=m: m for m in others]:
+        model = make().fit(
+            texts[:3] * 2 + ["win cash", "straße über café"], ["s", "h", "h", "s", "h", "h", "s", "h"]
         )
         assert isinstance(model, TextClassifier)
         for _ in range(2):  # the second pass reads the character n-grams of each word from the cache
