@@ -27,6 +27,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PREDICTIONS_IMPORT_FLAG = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
 #: Where ``make install-ls`` puts Label Studio: the repository's ``.venv-ls``.
 DEFAULT_LS_BIN = REPO_ROOT / ".venv-ls" / "bin" / "label-studio"
+#: Label Studio's own settings, with its Redis switched off for good. LS 1.23.2 (open source) runs no rq
+#: jobs (``REDIS_ENABLED = False``: imports, exports and actions run in the request), yet at start it
+#: connects to a Redis hard-wired at localhost:6379 and reads user activity from it: a machine's Redis
+#: would be used. Its rq connection points at a socket that does not exist instead.
+LS_SETTINGS_MODULE = "lsc_label_studio_settings"
+_LS_SETTINGS = """from core.settings.base import *  # noqa: F403  (Label Studio's settings read these while they load)
+from core.settings.label_studio import *  # noqa: F403
+
+for _queue in RQ_QUEUES.values():  # noqa: F405
+    _queue["URL"] = "unix:///nonexistent/lsc-no-redis.sock"
+"""
 
 
 class LocalServerError(CompanionError):
@@ -210,6 +221,14 @@ def _label_studio_package(python: Path) -> Path:
     return found[-1].parent.parent
 
 
+def label_studio_settings(data_dir: Path) -> dict[str, str]:
+    """The variables that run Label Studio on ``LS_SETTINGS_MODULE``, written into ``data_dir``."""
+    folder = data_dir / "settings"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{LS_SETTINGS_MODULE}.py").write_text(_LS_SETTINGS)
+    return {"PYTHONPATH": str(folder), "DJANGO_SETTINGS_MODULE": LS_SETTINGS_MODULE}
+
+
 def start_label_studio(
     data_dir: Path,
     *,
@@ -229,10 +248,11 @@ def start_label_studio(
 
     ``label-studio init`` migrates the database and creates the admin user, then gunicorn serves
     ``core.wsgi:application`` with ``workers`` x ``threads`` (measured on 2 cores: PATCH 56 ms vs
-    95 ms under ``label-studio start``). ``request_timeout`` is gunicorn's worker timeout: it restarts
-    a worker that stops answering, but with threads a long request runs on (unlike the 120 s
-    ``harakiri`` of Label Studio's image; clients give up on their side). ``postgres``: an existing
-    database to use instead of SQLite in ``data_dir``. ``timeout`` bounds the init and the wait for
+    95 ms under ``label-studio start``), on ``LS_SETTINGS_MODULE`` (no Redis). ``request_timeout`` is
+    gunicorn's worker timeout, a heartbeat with threads: it restarts a worker whose main thread is
+    stuck, while a long request runs on (unlike the 120 s ``harakiri`` of Label Studio's image; clients
+    give up on their side, docs/scale.md). ``postgres``: an existing database to use instead of SQLite
+    in ``data_dir``. ``timeout`` bounds the init and the wait for
     ``/health`` each (migrating a new database takes a minute or more on a busy 2-core machine).
     """
     if not ls_bin.exists():
@@ -246,7 +266,7 @@ def start_label_studio(
         data_dir, username=username, password=password, token=token, base=base_env or os.environ
     )
     env.update(postgres.env() if postgres is not None else {})
-    env["DJANGO_SETTINGS_MODULE"] = "core.settings.label_studio"
+    env.update(label_studio_settings(data_dir))
     with log_path.open("ab") as log_file:
         try:
             init = subprocess.run(

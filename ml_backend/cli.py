@@ -50,7 +50,9 @@ def serve(
         "workers": settings.workers,
         "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync",
-        "timeout": 300,  # a /predict of a whole project can be large; LS waits up to 100 s
+        # With threads a heartbeat, not a request limit (docs/scale.md): restarts a worker whose main
+        # thread is stuck this long (one C call holding the GIL); LS gives up on /predict after 100 s.
+        "timeout": 300,
         "graceful_timeout": 30,
         "preload_app": True,
         "loglevel": settings.log_level.lower(),
