@@ -16,6 +16,7 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
 from ls_companion.projectdata import project_dir
 from ls_companion.records import MLBackend, Project, Webhook
+from ls_companion.sync.writeback import LABEL_ISSUE_KEY
 
 _LONG = 60
 
@@ -44,6 +45,7 @@ class BootstrapResult:
     created: bool
     changes: list[Change] = field(default_factory=list)
     guidelines_version: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -57,6 +59,7 @@ class BootstrapResult:
             "changed": self.changed,
             "changes": [{**asdict(c), "old": _show(c.old), "new": _show(c.new)} for c in self.changes],
             "guidelines_version": self.guidelines_version,
+            "warnings": self.warnings,
         }
 
 
@@ -189,6 +192,13 @@ LABEL_ERRORS_VIEW = {
 }
 
 
+#: Why bootstrap leaves the label-errors tab out: the tab filters on a column only ``mirror`` fills.
+NO_LABEL_ERRORS_TAB = (
+    "sync.mirror does not list label_issue, so no task would ever show in the 'Possible label errors'"
+    " tab: not created (add label_issue to sync.mirror to get it)"
+)
+
+
 def sync_views(client: LabelStudioClient, project_id: int) -> list[Change]:
     """Create our saved Data Manager tabs the project lacks (matched by title; a user's edits stay)."""
     titles = {(view.get("data") or {}).get("title") for view in client.list_views(project_id)}
@@ -215,7 +225,11 @@ def bootstrap(
     if data_dir is not None and spec.instruction:
         record_version(project_dir(data_dir, project.id), project.expert_instruction)
     changes += sync_pilot(client, project.id, spec, on_import)
-    changes += sync_views(client, project.id)
+    warnings = []
+    if LABEL_ISSUE_KEY in spec.mirror:
+        changes += sync_views(client, project.id)
+    else:
+        warnings.append(NO_LABEL_ERRORS_TAB)
     webhooks = list(spec.webhooks)
     if spec.backend is not None:
         changes += sync_backend(client, project.id, spec.backend)
@@ -225,4 +239,4 @@ def bootstrap(
         existing = client.list_webhooks(project.id)
         changes += [c for w in webhooks if (c := sync_webhook(client, project.id, w, existing)) is not None]
     url = f"{client.url}/projects/{project.id}/"
-    return BootstrapResult(project.id, url, created, changes, guideline_version(spec.instruction))
+    return BootstrapResult(project.id, url, created, changes, guideline_version(spec.instruction), warnings)

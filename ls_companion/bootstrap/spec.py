@@ -109,6 +109,8 @@ class ResolvedSpec:
     pilot_size: int = 0
     backend: BackendTarget | None = None
     webhooks: list[WebhookSpec] = field(default_factory=list)
+    #: The quality keys the sync mirrors into task data (``sync.mirror``, its default when unset).
+    mirror: tuple[str, ...] = SyncOptions().mirror
 
     @property
     def instruction(self) -> str:
@@ -277,6 +279,7 @@ def resolve_spec(spec: ProjectSpec, spec_dir: Path, settings: Settings) -> Resol
         pilot_size=spec.pilot.size if spec.pilot else 0,
         backend=resolve_backend(spec.ml_backend, settings) if spec.ml_backend else None,
         webhooks=list(spec.webhooks),
+        mirror=(spec.sync or SyncOptions()).mirror,
     )
 
 

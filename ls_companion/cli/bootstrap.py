@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ls_companion.bootstrap import BootstrapResult, bootstrap, load_spec
-from ls_companion.cli.app import app, cli_context, emit, progress_bar
+from ls_companion.cli.app import app, cli_context, emit, err_console, progress_bar
 
 
 def _render(result: BootstrapResult, title: str) -> Callable[[Console], None]:
@@ -41,4 +41,6 @@ def bootstrap_command(
     resolved = load_spec(spec, cli.settings)
     with progress_bar("importing pilot tasks", len(resolved.pilot_tasks), enabled=not as_json) as advance:
         result = bootstrap(cli.client, resolved, on_import=advance, data_dir=cli.settings.data_dir)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     emit(result.to_json(), as_json, _render(result, resolved.title))

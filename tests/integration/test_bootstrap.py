@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ls_companion.bootstrap import bootstrap, load_spec
-from ls_companion.bootstrap.apply import LABEL_ERRORS_VIEW, Change
+from ls_companion.bootstrap.apply import LABEL_ERRORS_VIEW, NO_LABEL_ERRORS_TAB, Change
 from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess, free_port
 from ls_companion.settings import Settings
@@ -211,3 +211,25 @@ def test_the_label_errors_tab_lists_likely_errors_most_likely_first(
     )
     assert [t["id"] for t in listed["tasks"]] == [tasks[5], tasks[1], tasks[3]]
     assert bootstrap(ls_client, load_spec(spec, ls_settings)).changes == []  # the tab is made once
+
+
+def test_a_mirror_without_label_issue_warns_in_one_line_and_makes_no_empty_tab(
+    ls_client: LabelStudioClient, ls_settings: Settings, tmp_path: Path
+) -> None:
+    spec = {
+        "title": "bootstrap own mirror",
+        "label_config": "sentiment.xml",
+        "sync": {"mirror": ["agreement"]},
+    }
+    result = run_cli(["bootstrap", str(write_spec(tmp_path, spec)), "--json"], ls_settings)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"warning: {NO_LABEL_ERRORS_TAB}\n"
+    project_id = json.loads(result.stdout)["project_id"]
+    assert json.loads(result.stdout)["warnings"] == [NO_LABEL_ERRORS_TAB]
+    assert LABEL_ERRORS_VIEW["title"] not in [v["data"]["title"] for v in ls_client.list_views(project_id)]
+    # listing it (as the default mirror does) makes the tab on the next run, and the warning goes
+    spec["sync"] = {"mirror": ["agreement", "label_issue"]}
+    again = bootstrap(ls_client, load_spec(write_spec(tmp_path, spec), ls_settings))
+    assert again.warnings == [] and [c.what for c in again.changes] == [
+        f"Data Manager tab {LABEL_ERRORS_VIEW['title']!r}"
+    ]
