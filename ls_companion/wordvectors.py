@@ -20,7 +20,6 @@ has seen, so the mean vector of a text carries its sentiment over (the classic n
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import re
@@ -130,14 +129,33 @@ class VectorTextClassifier(TextClassifier):
         return [csr_matrix((self.vectors.pool(texts) - self.center_) / self.scale_)]
 
 
+class _MakeWithVectors:
+    """A vector candidate's ``make``. A stored ``SelectedModel`` keeps its candidates but never makes one
+    again, so this pickles as the digest of its vectors, not the 20 MB of them: a version whose winner
+    is a TF-IDF candidate stays small (a winning vector model carries its own copy)."""
+
+    def __init__(self, vectors: WordVectors | None, digest: str, options: dict[str, Any]) -> None:
+        self.vectors, self.digest, self.options = vectors, digest, options
+
+    def __call__(self) -> VectorTextClassifier:
+        if self.vectors is None:
+            raise ValueError(f"the word vectors {self.digest[:12]} of this candidate are not loaded")
+        return VectorTextClassifier("single", vectors=self.vectors, **self.options)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _make_with_vectors, (self.digest, self.options)
+
+
+def _make_with_vectors(digest: str, options: dict[str, Any]) -> _MakeWithVectors:
+    return _MakeWithVectors(_LOADED.get(digest), digest, options)
+
+
 def vector_candidates(vectors: WordVectors) -> tuple[Candidate, ...]:
     """The pooled vectors alone, and beside word + character n-grams (both class-balanced, C=10)."""
     return tuple(
         Candidate(
             name,
-            functools.partial(
-                VectorTextClassifier, "single", vectors=vectors, features=f, C=10.0, class_weight="balanced"
-            ),
+            _MakeWithVectors(vectors, vectors.digest, {"features": f, "C": 10.0, "class_weight": "balanced"}),
         )
         for name, f in (("vectors-balanced-C10", "none"), ("union+vectors-balanced-C10", "union"))
     )

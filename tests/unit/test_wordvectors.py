@@ -94,17 +94,25 @@ def test_the_fast_path_equals_a_logistic_regression_over_the_explicit_features()
     assert np.allclose(model.predict_proba(texts)[:, 1], 1.0 / (1.0 + np.exp(-logits)))
 
 
-def test_selection_scores_the_vector_candidates_and_stores_the_winner() -> None:
+def test_selection_scores_the_vector_candidates_and_a_version_keeps_only_a_winners_vectors() -> None:
+    vectors = _vectors()
+    candidates = (text_candidates()[0], *vector_candidates(vectors))
     good, good_labels = _reviews(GOOD, "Positive")
     bad, bad_labels = _reviews(BAD, "Negative")
-    candidates = (text_candidates()[0], *vector_candidates(_vectors()))
-    model = SelectedModel(candidates).fit(good + bad, good_labels + bad_labels)
+    texts, labels = good + bad, good_labels + bad_labels
+    model = SelectedModel(candidates).fit(texts, labels)
     names = [s["name"] for s in model.selection_.metadata()["candidates"]]
     assert names == ["word-C10", "vectors-balanced-C10", "union+vectors-balanced-C10"]
     again = pickle.loads(pickle.dumps(model))
     assert np.array_equal(
         again.predict_proba(["the box is lovely"]), model.predict_proba(["the box is lovely"])
     )
+    raw = vectors.vectors.tobytes()
+    assert (raw in pickle.dumps(model)) == ("vectors" in model.selection_.name)
+    few = SelectedModel(candidates).fit(texts[:4] + texts[-4:], labels[:4] + labels[-4:])
+    assert few.selection_.name == "word-C10"  # too few labels to cross-validate: the default
+    assert raw not in pickle.dumps(few)  # the candidates pickle by the vectors' digest
+    assert pickle.loads(pickle.dumps(few)).candidates[1].make().vectors is vectors  # loaded here
 
 
 def test_word_vectors_command_setting_and_training(
