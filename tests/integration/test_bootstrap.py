@@ -216,7 +216,7 @@ def test_the_label_errors_tab_lists_likely_errors_most_likely_first(
 def test_a_mirror_without_label_issue_warns_in_one_line_and_makes_no_empty_tab(
     ls_client: LabelStudioClient, ls_settings: Settings, tmp_path: Path
 ) -> None:
-    spec = {
+    spec: dict[str, object] = {
         "title": "bootstrap own mirror",
         "label_config": "sentiment.xml",
         "sync": {"mirror": ["agreement"]},
