@@ -294,6 +294,8 @@ def test_fast_features_equal_the_fitted_vectorizer() -> None:
             for fast, vectorizer in zip(model._fast_features(texts), model.vectorizers_, strict=True):
                 np.testing.assert_allclose(fast.toarray(), vectorizer.transform(texts).toarray(), atol=1e-12)
                 assert (fast[3].toarray() == 0).all()
+        for fast in model._fast_features(["", " "]):  # a batch without a single term
+            assert fast.shape[0] == 2 and fast.nnz == 0
 
 
 def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
