@@ -9,6 +9,7 @@ the test split, and let the strategy (through the same ``plan_batch`` as ``selec
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -121,10 +122,12 @@ def prepare(dataset: Dataset, config: SimulationConfig) -> Prepared:
         random_state=config.split_seed,
     )
     y_pool_arr, y_test_arr = np.asarray(y_pool, dtype=np.str_), np.asarray(y_test, dtype=np.str_)
+    # The yardstick is the best the backend can do with every label: every candidate is scored (a time
+    # budget would stop after the first few on a loaded machine and lower the target); a zero budget
+    # means the first candidate alone, there too.
+    budget = math.inf if config.budget_seconds > 0 else 0.0
     with threadpool_limits(limits=1):
-        full = select_model(
-            candidates(config.word_vectors), texts_pool, y_pool, budget_seconds=config.budget_seconds
-        )
+        full = select_model(candidates(config.word_vectors), texts_pool, y_pool, budget_seconds=budget)
     return Prepared(
         pool_texts=list(texts_pool),
         pool_labels=y_pool_arr,
