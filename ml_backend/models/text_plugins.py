@@ -43,7 +43,7 @@ class TextClassifierPlugin(ProbabilityPlugin):
     ) -> TextClassifier | SelectedModel:
         """Single choice: the text candidate the project's annotations select, calibrated
         (``ls_companion.modelselect``, bounded by SELECTION_BUDGET_SECONDS), with WORD_VECTORS the
-        pooled-vector candidates right after the default; multi-label: TF-IDF + one logistic
+        pooled-vector candidates last; multi-label: TF-IDF + one logistic
         regression per class."""
         if spec.kind == "multi":
             return TextClassifier("multi").fit(inputs, targets)  # type: ignore[arg-type]

@@ -135,7 +135,9 @@ def test_word_vectors_command_setting_and_training(
     assert ml_backend_main(["word-vectors", str(text), str(out), "--limit", "20"]) == 0
     assert "20 words x 6 dimensions" in capsys.readouterr().out
     assert len(WordVectors.load(out)) == 20
-    settings = load_backend_settings(word_vectors=str(out), model_dir=str(tmp_path / "models"))
+    settings = load_backend_settings(
+        word_vectors=str(out), model_dir=str(tmp_path / "models"), selection_budget_seconds=600
+    )
     assert settings.word_vectors == out
     with pytest.raises(ConfigurationError, match=r"WORD_VECTORS: .*no such file"):
         load_backend_settings(word_vectors=str(tmp_path / "missing.npz"))
@@ -147,6 +149,9 @@ def test_word_vectors_command_setting_and_training(
         for k, (t, label) in enumerate(zip(good + bad, good_labels + bad_labels, strict=True))
     ]
     scored = [c["name"] for c in fit_control(choices, items, settings=settings).report["model"]["candidates"]]
-    assert scored[:3] == ["word-C10", "vectors-balanced-C10", "union+vectors-balanced-C10"]
+    assert scored == [c.name for c in text_candidates()] + [
+        "vectors-balanced-C10",
+        "union+vectors-balanced-C10",
+    ]
     plain = fit_control(choices, items, settings=load_backend_settings(model_dir=str(tmp_path)))
     assert not any("vectors" in c["name"] for c in plain.report["model"]["candidates"])
