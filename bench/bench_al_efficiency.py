@@ -22,6 +22,7 @@ items exactly as entropy does, so only entropy runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +61,10 @@ def balanced_reviews(per_class: int = 1000) -> Dataset:
     return Dataset([r.text for r in kept], [r.label for r in kept])
 
 
+def _progress(started: float, name: str, found: list[int | None]) -> None:
+    print(f"  {time.perf_counter() - started:5.0f} s  {name}: {', '.join(map(_fmt, found))}", flush=True)
+
+
 def _fmt(value: float | None) -> str:
     return "never" if value is None else f"{value:,.0f}"
 
@@ -93,10 +98,12 @@ def report(title: str, result: dict[str, Any], seconds: float, target: float | N
         seeds = ", ".join(_fmt(v) for v in data["labels_to_99pct"]["per_seed"])
         models = ", ".join(f"{m} {k}" for m, k in data["models"].items())
         print(f"{name:<18}{_fmt(median):>16}{ratio:>11}   {seeds:<36}{models}")
-    best = min((r, n) for n, r in ratios.items() if n != "random") if len(ratios) > 1 else None
-    if best is not None:
+    others = {n: r for n, r in ratios.items() if n != "random"}
+    if others:
+        best = min(others.values())
+        names = ", ".join(n for n, r in others.items() if r == best)
         goal = "" if target is None else f" (target <= {target:.2f}x)"
-        print(f"best strategy: {best[1]}, {best[0]:.2f}x random's labels{goal}")
+        print(f"best strategy: {names}, {best:.2f}x random's labels{goal}")
 
 
 def main(argv: list[str]) -> int:
@@ -133,7 +140,7 @@ def main(argv: list[str]) -> int:
             word_vectors=vectors,
         )
         started = time.perf_counter()
-        result = simulate(dataset, config)
+        result = simulate(dataset, config, on_run=functools.partial(_progress, started))
         report(title, result, time.perf_counter() - started, TARGETS.get(key))
     return 0
 

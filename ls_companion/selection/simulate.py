@@ -288,13 +288,17 @@ def _timed_curve(
 
 
 def simulate(
-    dataset: Dataset, config: SimulationConfig, *, on_run: Callable[[str, int], None] | None = None
+    dataset: Dataset,
+    config: SimulationConfig,
+    *,
+    on_run: Callable[[str, list[int | None]], None] | None = None,
 ) -> dict[str, Any]:
-    """Learning curves of every strategy over ``config.seeds`` seeds, as the JSON ``simulate`` prints."""
+    """Learning curves of every strategy over ``config.seeds`` seeds, as the JSON ``simulate`` prints;
+    ``on_run(strategy, labels to the target of its seeds so far)`` after each curve, seed by seed."""
     config.validate()
     prepared = prepare(dataset, config)
     target = TARGET_SHARE * prepared.full_accuracy
-    runs = [(name, seed) for name in config.strategies for seed in range(config.seeds)]
+    runs = [(name, seed) for seed in range(config.seeds) for name in config.strategies]
     results = {name: StrategyResult() for name in config.strategies}
     jobs = Parallel(n_jobs=config.jobs, return_as="generator")(
         delayed(_timed_curve)(prepared, name, seed, config) for name, seed in runs
@@ -305,7 +309,7 @@ def simulate(
         result.per_seed.append(labels_to_target(curve, target))
         result.seconds += seconds
         if on_run is not None:
-            on_run(name, len(result.curves))
+            on_run(name, result.per_seed)
     return {
         "full_data_accuracy": round(prepared.full_accuracy, 5),
         "target_accuracy": round(target, 5),
