@@ -9,6 +9,15 @@ The model's out-of-fold probabilities come from the backend's model selection
 (``modelselect.select_model`` over ``textclassifier.text_candidates``) trained on what a project would
 have: the Dawid-Skene consensus of the labels (with one label per item, that label).
 
+``crowdlab`` is CROWDLAB's weighting (Goh et al., 2022), written here from the paper as a comparison:
+the model's probabilities and each annotator's one-hot-ish label (``P`` on the answer, ``(1 - P) / (k -
+1)`` elsewhere, ``P`` the mean share of a task's annotators who give its majority label) averaged with
+weights ``1 - error / baseline error``, the baseline always answering the most common majority label;
+an annotator's error is their disagreement with the other annotators of their tasks, the model's its
+disagreement with the majority vote (ties broken by the model), both on tasks with two answers or more,
+and the model's weight is multiplied by the square root of the mean number of answers per task. With
+one answer per task nothing is defined (no task has two answers): "n/a".
+
 Acceptance (issue 14): model-assisted ≥ the best other method + 0.01 at 1 and 2 labels per item on the
 simulated sets; RTE is reported as it comes.
 
@@ -34,6 +43,7 @@ N_ANNOTATORS = 30
 LABELS_PER_ITEM = (1, 2, 3)
 SEEDS = (0, 1, 2, 3, 4)
 METHODS = (consensus.MAJORITY_VOTE, consensus.DAWID_SKENE, consensus.MODEL_ASSISTED)
+CROWDLAB = "crowdlab"
 TARGET_MARGIN = 0.01
 
 
@@ -67,6 +77,35 @@ def rte_crowd() -> tuple[list[str], NDArray[np.int64], pd.DataFrame]:
     return texts, truth, crowd
 
 
+def crowdlab_proba(enc: consensus.Encoded, model_proba: pd.DataFrame) -> NDArray[np.float64] | None:
+    """CROWDLAB's weighted ensemble (see the module docstring); None without a task answered twice."""
+    k, floor = enc.n_labels, 1e-6
+    model = consensus.align_model_proba(enc, model_proba)
+    counts = np.zeros((enc.n_tasks, k))
+    np.add.at(counts, (enc.task, enc.label), 1.0)
+    answers = counts.sum(axis=1)
+    multi = answers >= 2
+    if not multi.any():
+        return None
+    majority = (counts + floor * model).argmax(axis=1)
+    baseline = max(1.0 - np.bincount(majority[multi], minlength=k).max() / multi.sum(), floor)
+    same = np.bincount(enc.worker, weights=counts[enc.task, enc.label] - 1, minlength=enc.n_workers)
+    pairs = np.bincount(enc.worker, weights=answers[enc.task] - 1, minlength=enc.n_workers)
+    agreement = np.where(pairs > 0, same / np.maximum(pairs, 1), np.nan)
+    agreement = np.where(np.isnan(agreement), np.nanmean(agreement), agreement)  # no shared task: the mean
+    weight = np.maximum(1.0 - (1.0 - agreement) / baseline, floor)
+    model_error = float(np.mean(model[multi].argmax(axis=1) != majority[multi]))
+    model_weight = max(1.0 - model_error / baseline, floor) * np.sqrt(answers.mean())
+    p = float(np.mean(counts[multi, majority[multi]] / answers[multi]))
+    likelihood = np.full((len(enc.task), k), (1.0 - p) / max(k - 1, 1))
+    likelihood[np.arange(len(enc.task)), enc.label] = p
+    total = model_weight * model
+    np.add.at(total, enc.task, weight[enc.worker, None] * likelihood)
+    norm = model_weight + np.bincount(enc.task, weights=weight[enc.worker], minlength=enc.n_tasks)
+    out: NDArray[np.float64] = total / norm[:, None]
+    return out
+
+
 def accuracies(texts: list[str], truth: NDArray[np.int64], rows: pd.DataFrame, seed: int) -> dict[str, float]:
     ds = consensus.aggregate(rows, consensus.DAWID_SKENE).sort_values("task_id")
     selection = select_model(text_candidates("single"), texts, [str(v) for v in ds["consensus"]], seed=seed)
@@ -79,6 +118,11 @@ def accuracies(texts: list[str], truth: NDArray[np.int64], rows: pd.DataFrame, s
         found = consensus.aggregate(rows, method, model)
         tasks = found["task_id"].to_numpy(dtype=np.int64)
         out[method] = float((found["consensus"].to_numpy(dtype=np.int64) == truth[tasks]).mean())
+    enc = consensus.encode(rows)
+    weighted = crowdlab_proba(enc, model)
+    if weighted is not None:
+        chosen = enc.labels[weighted.argmax(axis=1)].astype(np.int64)
+        out[CROWDLAB] = float((chosen == truth[enc.tasks.astype(np.int64)]).mean())
     return out
 
 
@@ -91,19 +135,20 @@ def run(name: str, seeds: tuple[int, ...]) -> bool:
     ok = True
     for m in LABELS_PER_ITEM:
         started = time.perf_counter()
-        scores: dict[str, list[float]] = {method: [] for method in METHODS}
+        scores: dict[str, list[float]] = {method: [] for method in (*METHODS, CROWDLAB)}
         for seed in seeds:
             rng = np.random.default_rng(seed)
             rows = subsample(crowd, m, rng) if name == "snow2008_rte" else simulate(truth, m, rng)
             for method, value in accuracies(texts, truth, rows, seed).items():
                 scores[method].append(value)
-        mean = {method: float(np.mean(v)) for method, v in scores.items()}
+        mean = {method: float(np.mean(v)) for method, v in scores.items() if v}
         line = f"  {m} label(s)/item: " + "  ".join(
-            f"{method} {mean[method]:.4f} ±{np.std(scores[method]):.4f}" for method in METHODS
+            f"{method} {mean[method]:.4f} ±{np.std(v):.4f}" if v else f"{method} n/a"
+            for method, v in scores.items()
         )
         line += f"  ({time.perf_counter() - started:.0f} s)"
         if name != "snow2008_rte" and m in (1, 2):
-            best_other = max(v for k, v in mean.items() if k != consensus.MODEL_ASSISTED)
+            best_other = max(v for k, v in mean.items() if k not in (consensus.MODEL_ASSISTED, CROWDLAB))
             passed = mean[consensus.MODEL_ASSISTED] >= best_other + TARGET_MARGIN
             ok = ok and passed
             line += f"  target {best_other + TARGET_MARGIN:.4f}: {'PASS' if passed else 'FAIL'}"

@@ -183,9 +183,10 @@ def model_assisted_proba(
     each of its answers' likelihood, and each annotator's accuracy is the posterior mass on their
     answers, shrunk towards ``ACCURACY_PRIOR`` by ``ACCURACY_PRIOR_WEIGHT`` pseudo-answers (most
     annotators answer few tasks). So an accurate annotator outvotes the model and an unreliable one is
-    outvoted by it, both weighed by estimated accuracy as in CROWDLAB (Goh et al., 2022). It helps where
-    overlap is thin: with one label per task Dawid-Skene can only repeat it. One accuracy, not a
-    confusion matrix: with few answers per annotator a full matrix overfits (bench/bench_consensus_model.py).
+    outvoted by it. It helps where overlap is thin: with one label per task Dawid-Skene can only repeat
+    it. One accuracy, not a confusion matrix: with few answers per annotator a full matrix overfits;
+    CROWDLAB's weighted average (Goh et al., 2022) is undefined without overlap and no better with it
+    (both measured in bench/bench_consensus_model.py, docs/quality.md).
     """
     k = enc.n_labels
     log_prior = np.log(align_model_proba(enc, model_proba))
