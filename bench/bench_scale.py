@@ -7,7 +7,7 @@ Per database: import ``--tasks`` tasks (10 % of them with 3 annotations, in bulk
   a time, on a sample) and, last, one ``retrieve_tasks_predictions`` over all tasks given 120 s (the
   request limit of Label Studio's image; reported as a timeout when it needs longer);
 - write-back: the sync's PATCHes (``writeback.send_updates``) on disjoint samples with 1, 2, 4, 8
-  writers (rate per writer count); the first full sync and an incremental sync after 1 % of the tasks
+  writers, interleaved over 5 rounds (median rate per writer count, median and range of its ratio to 1); the first full sync and an incremental sync after 1 % of the tasks
   got a new annotation, with wall time and PATCH time, next to the same PATCHes at the serial rate.
 Targets: prelabel >= 5x the serial task rate with no timeout; write-back >= 1.6x the serial PATCH rate.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +45,8 @@ CONFIG = """<View><Text name="text" value="$text"/>
 </View>"""
 WRITERS = (1, 2, 4, 8)
 ONE_REQUEST_LIMIT = 120.0  # uWSGI's harakiri in Label Studio's image
-WRITER_SAMPLE = 200
+WRITER_SAMPLE = 100
+WRITER_ROUNDS = 5
 SERIAL_SAMPLE = 40
 
 
@@ -134,23 +136,33 @@ def one_action_over_all(server: LabelStudioProcess, project_id: int, n_tasks: in
 
 
 def bench_writers(client: LabelStudioClient, project_id: int, ids: list[int]) -> float:
-    """PATCH rate of the sync's write-back per writer count, each on its own sample of tasks."""
+    """PATCH rate of the sync's write-back per writer count: WRITER_ROUNDS rounds, each sending its own
+    WRITER_SAMPLE tasks with every writer count in turn, so that the machine's load moves all alike;
+    prints the median rate and the median and range of the ratio to 1 writer within a round."""
+    rounds = len(WRITERS) * WRITER_ROUNDS
     tasks = list(
-        client.list_tasks(project_id, annotations=False, task_ids=ids[1 : 1 + WRITER_SAMPLE * len(WRITERS)])
+        client.list_tasks(project_id, annotations=False, task_ids=ids[1 : 1 + WRITER_SAMPLE * rounds])
     )
-    rates = {}
-    for k, workers in enumerate(WRITERS):
+    rates: dict[int, list[float]] = {w: [] for w in WRITERS}
+    for k in range(rounds):
+        workers = WRITERS[k % len(WRITERS)]
         sample = tasks[k * WRITER_SAMPLE : (k + 1) * WRITER_SAMPLE]
-        updates = [MetaUpdate(t, {"bench": workers}, {"lsc_bench": workers}) for t in sample]
+        updates = [MetaUpdate(t, {"bench": k}, {"lsc_bench": k}) for t in sample]
         started = time.perf_counter()
         sent = send_updates(client, updates, workers=workers)
-        rates[workers] = sent / (time.perf_counter() - started)
-    serial = rates[1]
+        rates[workers].append(sent / (time.perf_counter() - started))
+    parts = []
+    for w, rs in rates.items():
+        ratios = [r / s for r, s in zip(rs, rates[1], strict=True)]
+        parts.append(
+            f"{w}: {statistics.median(rs):.1f}/s ({statistics.median(ratios):.2f}x, "
+            f"{min(ratios):.2f}-{max(ratios):.2f})"
+        )
     say(
-        "  write-back PATCH/s by writers: "
-        + ", ".join(f"{w}: {r:.1f} ({r / serial:.2f}x)" for w, r in rates.items())
+        f"  write-back PATCH/s by writers, median of {WRITER_ROUNDS} rounds (x 1 writer, range): "
+        + "; ".join(parts)
     )
-    return serial
+    return statistics.median(rates[1])
 
 
 def bench_sync(
