@@ -48,6 +48,7 @@ ONE_REQUEST_LIMIT = 120.0  # uWSGI's harakiri in Label Studio's image
 WRITER_SAMPLE = 100
 WRITER_ROUNDS = 5
 SERIAL_SAMPLE = 40
+SETUP_TIMEOUT = 1800.0  # one request over all tasks (deleting 100,000 predictions) on a loaded machine
 
 
 def choice(value: str) -> list[dict[str, Any]]:
@@ -116,12 +117,15 @@ def bench_prelabel(settings: Settings, client: LabelStudioClient, project_id: in
     )
 
 
-def one_action_over_all(server: LabelStudioProcess, project_id: int, n_tasks: int, version: str) -> None:
-    """The naive bulk path, last (gunicorn's threads do not stop a long request: it keeps running)."""
+def one_action_over_all(
+    server: LabelStudioProcess, setup: LabelStudioClient, project_id: int, n_tasks: int, version: str
+) -> None:
+    """The naive bulk path, last (gunicorn's threads do not stop a long request: it keeps running).
+    ``setup`` (no short limit) first deletes the predictions: 100,000 of them take minutes."""
+    setup.delete_model_version_predictions(project_id, version)
     client = LabelStudioClient(
         server.url, server.token, timeout=ONE_REQUEST_LIMIT, retry=RetryPolicy(attempts=1)
     )
-    client.delete_model_version_predictions(project_id, version)
     started = time.perf_counter()
     try:
         client.retrieve_predictions(project_id)
@@ -200,7 +204,7 @@ def bench_database(database: str, n_tasks: int) -> None:
         backend = None
         try:
             server = start_label_studio(root / "ls", token=secrets.token_hex(20), postgres=postgres)
-            client = LabelStudioClient(server.url, server.token, timeout=300)
+            client = LabelStudioClient(server.url, server.token, timeout=SETUP_TIMEOUT)
             tag = secrets.token_hex(3)
             users = [
                 client.create_user(f"scale{k}-{tag}@example.com", password="pass-12345").id for k in range(3)
@@ -220,7 +224,7 @@ def bench_database(database: str, n_tasks: int) -> None:
             bench_prelabel(settings, client, project_id, serial)
             serial_patch = bench_writers(client, project_id, ids)
             bench_sync(settings, client, project_id, ids, serial_patch, users)
-            one_action_over_all(server, project_id, n_tasks, version)
+            one_action_over_all(server, client, project_id, n_tasks, version)
             client.close()
         finally:
             if backend is not None:
