@@ -49,7 +49,10 @@ class BackendSettings(BaseSettings):
     )
     min_training_examples: int = Field(4, ge=2, description="Fewest examples a control needs to be trained.")
     holdout_fraction: float = Field(
-        0.2, gt=0, lt=0.5, description="Share of examples kept out to measure a model."
+        0.2,
+        gt=0,
+        lt=0.5,
+        description="Share of examples kept out to measure a multi-label or NER model (a single choice is measured out-of-fold).",
     )
     keep_versions: int = Field(
         5, ge=1, description="Model versions kept per project (older ones are deleted)."

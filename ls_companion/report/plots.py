@@ -422,7 +422,7 @@ def learning_curve(models: Mapping[str, Any]) -> bytes:
     if not curves:
         reason = (
             models.get("reason")
-            or "no version has holdout metrics (the backend holds out 20 % from 20 examples)"
+            or "no version has holdout metrics (the backend measures from 10 examples of a single choice, 20 of others)"
         )
         return no_data(title, str(reason))
     figure = _figure(0.6 + 2.8 * len(curves))

@@ -229,7 +229,9 @@ def test_report_command_matches_the_engine_and_the_backend(
     assert [v["controls"]["label"]["holdout"] for v in models["versions"]] == [
         d["controls"]["label"]["holdout"] for d in reversed(served["details"])
     ]
-    assert all(v["controls"]["label"]["holdout"]["size"] in (4, 8) for v in models["versions"])
+    # measured on the model selection's out-of-fold predictions of every training example
+    assert [v["controls"]["label"]["holdout"]["size"] for v in models["versions"]] == [20, 40]
+    assert {v["controls"]["label"]["holdout"]["method"] for v in models["versions"]} == {"out-of-fold"}
 
     # Every plot on disk, and the same bytes inlined in the page.
     html = (out / "index.html").read_text()

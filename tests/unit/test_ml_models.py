@@ -298,7 +298,7 @@ def test_fast_features_equal_the_fitted_vectorizer() -> None:
             assert fast.shape[0] == 2 and fast.nnz == 0
 
 
-def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
+def test_fit_control_selects_once_and_measures_the_out_of_fold_predictions() -> None:
     from ml_backend.dataset import Example
     from ml_backend.errors import TrainingError
     from ml_backend.training import fit_control
@@ -309,7 +309,8 @@ def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
     ]
     fitted = fit_control(SINGLE, items)
     assert fitted.report["training_size"] == 40
-    assert fitted.report["holdout"] == {"size": 8, "accuracy": 1.0, "macro_f1": 1.0}
+    # measured on the selection's out-of-fold probabilities of all 40, not on a second fit's holdout
+    assert fitted.report["holdout"] == {"size": 40, "method": "out-of-fold", "accuracy": 1.0, "macro_f1": 1.0}
     model = fitted.report["model"]  # the version's metadata names the chosen candidate and its CV scores
     names = [c.name for c in text_candidates()]
     assert model["chosen"] in names and model["folds"] == 5
@@ -322,8 +323,16 @@ def test_fit_control_measures_a_holdout_then_fits_everything() -> None:
     proba = np.array(oof["proba"])
     assert proba.shape == (40, 2) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-3)
     assert (proba.argmax(axis=1) == [k % 2 for k in range(40)]).all()
+    wrong = [Example(e.task_id, e.text, "ham") if e.task_id in (1, 3) else e for e in items[:20]]
+    noisy = fit_control(SINGLE, wrong)  # two labels no fold model can reproduce: the figure is held out
+    assert noisy.report["holdout"] == {
+        "size": 20,
+        "method": "out-of-fold",
+        "accuracy": 0.9,
+        "macro_f1": pytest.approx(0.8989, abs=1e-4),
+    }
     small = fit_control(SINGLE, items[:6])
-    assert small.report["holdout"] is None  # fewer than 20 examples: all of them train the model
+    assert small.report["holdout"] is None  # too few to cross-validate or hold out: all train the model
     assert small.report["model"]["chosen"] == names[0] and small.report["model"]["candidates"] == []
     assert small.oof is None  # too few labels to cross-validate
     with pytest.raises(TrainingError, match="4 needed"):
@@ -347,7 +356,8 @@ def test_multi_label_predictions_are_valid_for_the_config() -> None:
         for k, combo in enumerate([("Toxic",), ("Insult",), ("Toxic", "Insult"), (), ("Threat",)] * 5)
     ]
     fitted = fit_control(spec, items)
-    assert set(fitted.report["holdout"]) == {"size", "subset_accuracy", "micro_f1", "macro_f1"}
+    assert set(fitted.report["holdout"]) == {"size", "method", "subset_accuracy", "micro_f1", "macro_f1"}
+    assert fitted.report["holdout"]["size"] == 5 and fitted.report["holdout"]["method"] == "holdout"
     loaded = LoadedModel(1, "20260101T000000.000000Z", ModelBundle({spec.name: fitted.trained}), {})
     tasks = [{"data": {"text": "awful idiot"}}, {"data": {"text": "nice day"}}]
     controls = serving_controls(loaded, parse_label_config(config_xml))
