@@ -7,8 +7,9 @@ API (pure: numpy/scipy/sklearn only, no HTTP; the ML backend imports it):
 - ``select_model(candidates, inputs, labels, *, seed=0, folds=5,
   budget_seconds=SELECTION_BUDGET_SECONDS, max_search=3000) -> Selection``: stratified K-fold CV of the candidates in the given order (the first
   one is the default and always scored), each scored on log-loss, macro-F1, accuracy and ECE of its
-  out-of-fold (OOF) probabilities. The winner has the best macro-F1; candidates within
-  ``F1_TOLERANCE`` of it are decided by log-loss. The search stops adding candidates once the budget
+  out-of-fold (OOF) probabilities. The winner has the lowest log-loss after temperature scaling
+  (``temperature_log_loss``: a proper score of what the calibrated model ranks, blind to a candidate's
+  over- or under-confidence, which calibration removes). The search stops adding candidates once the budget
   would be exceeded, and runs on a stratified subsample of ``max_search`` inputs when there are more;
   the winner's OOF probabilities are then recomputed on all inputs. The winner is refitted on all inputs.
   Calibration (none, temperature, Platt, isotonic) is chosen by cross-fitting each method on the
@@ -47,7 +48,7 @@ from threadpoolctl import threadpool_limits
 FloatArray = NDArray[np.float64]
 Method = Literal["none", "temperature", "platt", "isotonic"]
 
-#: Candidates whose CV macro-F1 is this close to the best are decided by log-loss.
+#: A calibration that moves the decision threshold may cost at most this much cross-fitted macro-F1.
 F1_TOLERANCE = 0.005
 #: Default seconds a selection may spend cross-validating candidates (the backend's SELECTION_BUDGET_SECONDS).
 SELECTION_BUDGET_SECONDS = 20.0
@@ -81,11 +82,13 @@ class CandidateScore:
     accuracy: float
     ece: float
     seconds: float
+    temperature_log_loss: float  # after the temperature fitted on these OOF rows: the selection's score
 
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "log_loss": round(self.log_loss, 4),
+            "temperature_log_loss": round(self.temperature_log_loss, 4),
             "macro_f1": round(self.macro_f1, 4),
             "accuracy": round(self.accuracy, 4),
             "ece": round(self.ece, 4),
@@ -315,8 +318,7 @@ def _select(
         scores.append(_score(candidate.name, oof, y[search], time.perf_counter() - tick))
     if not scores:
         raise ValueError("no candidate could be fitted")
-    best_f1 = max(s.macro_f1 for s in scores)
-    winner = min((s for s in scores if s.macro_f1 >= best_f1 - F1_TOLERANCE), key=lambda s: s.log_loss)
+    winner = min(scores, key=lambda s: s.temperature_log_loss)
     chosen = next(c for c in candidates if c.name == winner.name)
     oof = oofs[winner.name]
     if len(search) < len(y):
@@ -369,6 +371,7 @@ def _score(name: str, oof: FloatArray, y: NDArray[np.int64], seconds: float) -> 
         accuracy=float((oof.argmax(axis=1) == y).mean()),
         ece=expected_calibration_error(oof, y),
         seconds=seconds,
+        temperature_log_loss=_log_loss(fit_calibrator("temperature", oof, y)(oof), y),
     )
 
 
