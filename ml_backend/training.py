@@ -137,9 +137,9 @@ def _selection_oof(model: Any, items: Sequence[Example]) -> tuple[tuple[str, ...
 def _out_of_fold_metrics(spec: ControlSpec, model: Any, items: Sequence[Example]) -> dict[str, Any] | None:
     """The holdout metrics of ``model``'s cross-validated out-of-fold probabilities (None without CV).
 
-    Every row was predicted by a fold model that did not see it, like a holdout row; the selection
-    chose the candidate on the same rows, which biases the figure up a little (measured in
-    bench_ml_quality: the CV accuracy against a fixed test set's)."""
+    Every row was predicted by a fold model that did not see it, like a holdout row. Fold models see
+    80 % of the labels (the figure leans low while the curve rises) and the candidate was chosen on
+    the same rows (it leans high where all are at chance): docs/ml-backend.md has both measured."""
     found = _selection_oof(model, items)
     if found is None:
         return None
