@@ -10,7 +10,7 @@ API (pure: numpy/scipy/sklearn only, no HTTP; the ML backend imports it):
   out-of-fold (OOF) probabilities. The winner has the lowest log-loss after temperature scaling
   (``temperature_log_loss``: a proper score of what the calibrated model ranks, blind to a candidate's
   over- or under-confidence, which calibration removes). The search stops adding candidates once the budget
-  would be exceeded, and runs on a stratified subsample of ``max_search`` inputs when there are more;
+  (CPU seconds of the selecting thread) would be exceeded, and runs on a stratified subsample of ``max_search`` inputs when there are more;
   the winner's OOF probabilities are then recomputed on all inputs. The winner is refitted on all inputs.
   Calibration (none, temperature, Platt, isotonic) is chosen by cross-fitting each method on the
   winner's OOF probabilities: the one with the lowest log-loss on the rows it did not see wins.
@@ -51,6 +51,8 @@ Method = Literal["none", "temperature", "platt", "isotonic"]
 #: A calibration that moves the decision threshold may cost at most this much cross-fitted macro-F1.
 F1_TOLERANCE = 0.005
 #: Default seconds a selection may spend cross-validating candidates (the backend's SELECTION_BUDGET_SECONDS).
+#: They are CPU seconds of the selecting thread (``time.thread_time``): other jobs on a busy machine and other
+#: request threads of the same process do not use them up, so the same labels give the same search there too.
 SELECTION_BUDGET_SECONDS = 20.0
 #: Fewest labels worth cross-validating.
 MIN_CV_LABELS = 10
@@ -81,7 +83,7 @@ class CandidateScore:
     macro_f1: float
     accuracy: float
     ece: float
-    seconds: float
+    seconds: float  # CPU seconds of the selecting thread, as the budget counts them
     temperature_log_loss: float  # after the temperature fitted on these OOF rows: the selection's score
 
     def as_json(self) -> dict[str, Any]:
@@ -305,17 +307,18 @@ def _select(
         search, _ = train_test_split(search, train_size=max_search, random_state=seed, stratify=_stratum(y))
         search = np.sort(search)
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    cpu_started = time.thread_time()
     scores: list[CandidateScore] = []
     oofs: dict[str, FloatArray] = {}
     for candidate in candidates:
-        if scores and time.perf_counter() - started + max(s.seconds for s in scores) > budget_seconds:
+        if scores and time.thread_time() - cpu_started + max(s.seconds for s in scores) > budget_seconds:
             break
-        tick = time.perf_counter()
+        tick = time.thread_time()
         oof = _oof(candidate, inputs, y_text, y, classes, search, splitter)
         if oof is None:
             continue
         oofs[candidate.name] = oof
-        scores.append(_score(candidate.name, oof, y[search], time.perf_counter() - tick))
+        scores.append(_score(candidate.name, oof, y[search], time.thread_time() - tick))
     if not scores:
         raise ValueError("no candidate could be fitted")
     winner = min(scores, key=lambda s: s.temperature_log_loss)

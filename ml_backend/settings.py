@@ -82,7 +82,7 @@ class BackendSettings(BaseSettings):
     selection_budget_seconds: float = Field(
         SELECTION_BUDGET_SECONDS,
         gt=0,
-        description="Seconds a training run may spend cross-validating candidate models per control.",
+        description="CPU seconds a training run may spend cross-validating candidate models per control.",
     )
     min_score: float = Field(
         0.0,

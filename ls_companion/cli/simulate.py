@@ -66,7 +66,7 @@ def simulate_command(
     selection_budget: float = typer.Option(
         SELECTION_BUDGET_SECONDS,
         "--selection-budget",
-        help="Seconds each model selection may spend cross-validating candidates (0: the first only).",
+        help="CPU seconds each model selection may spend cross-validating candidates (0: the first only).",
     ),
     word_vectors: Path | None = typer.Option(
         None,
