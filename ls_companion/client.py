@@ -677,6 +677,13 @@ class LabelStudioClient:
         )
         return created
 
+    def model_version_counts(self, project_id: int) -> dict[str, int]:
+        """How many predictions each model version has in the project (LS adds the project's own at 0)."""
+        body = self._get(
+            f"list model versions of project {project_id}", f"api/projects/{project_id}/model-versions/"
+        )
+        return {str(k): int(v) for k, v in body.items()} if isinstance(body, dict) else {}
+
     def delete_model_version_predictions(self, project_id: int, model_version: str) -> int:
         """Delete every prediction of ``model_version`` in the project; returns how many LS deleted."""
         deleted = self._call(

@@ -57,6 +57,11 @@ class BackendSettings(BaseSettings):
     keep_versions: int = Field(
         5, ge=1, description="Model versions kept per project (older ones are deleted)."
     )
+    prune_predictions_max: int = Field(
+        1000,
+        ge=0,
+        description="Delete a pruned version's predictions from Label Studio only up to this many (LS deletes them in one transaction that blocks the project's saves); larger sets are left and logged.",
+    )
     max_body_bytes: int = Field(
         32 * 1024 * 1024,
         ge=1024,

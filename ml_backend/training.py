@@ -10,7 +10,10 @@ After publishing, the run makes the new version useful in Label Studio:
   project's ``model_version``;
 - it points the project's ``model_version`` at the new version (``SYNC_PROJECT_MODEL_VERSION``), unless
   someone chose a version that is not ours;
-- it deletes from LS the predictions of versions the store no longer keeps, so they do not pile up.
+- it deletes from LS the predictions of versions the store no longer keeps, so they do not pile up, up to
+  ``PRUNE_PREDICTIONS_MAX`` per version: LS 1.23.2 deletes them one by one in one transaction that holds
+  the project's summary row, so every annotation save and task PATCH of the project waits for it
+  (100,000 took over 26 minutes); larger sets are left, logged and reported.
 """
 
 from __future__ import annotations
@@ -365,10 +368,34 @@ class Trainer:
         moving = self.settings.sync_project_model_version and report["predictions_pushed"] > 0
         if moving and self._may_move(project, backends):
             self._point_project_at(client, project, loaded.version, report)
-        for version in removed_versions:
-            if version != report["project_model_version"]:
-                client.delete_model_version_predictions(project.id, version)
+        left = self._delete_pruned(client, project.id, removed_versions, report["project_model_version"])
+        if left:
+            report["pruned_predictions_left"] = left
         return report
+
+    def _delete_pruned(
+        self, client: LabelStudioClient, project_id: int, removed: Sequence[str], current: str | None
+    ) -> dict[str, int]:
+        """Delete the LS predictions of pruned versions small enough to delete; returns those left."""
+        if not removed:
+            return {}
+        counts = client.model_version_counts(project_id)
+        left: dict[str, int] = {}
+        for version in removed:
+            count = counts.get(version, 0)
+            if version == current or count == 0:
+                continue
+            if count > self.settings.prune_predictions_max:
+                left[version] = count
+                log.warning(
+                    "project %s: left %d predictions of pruned version %s in Label Studio (over "
+                    "PRUNE_PREDICTIONS_MAX=%d; deleting them blocks the project's saves): delete them "
+                    "outside working hours (Settings > Predictions)",
+                    project_id, count, version, self.settings.prune_predictions_max,
+                )  # fmt: skip
+            else:
+                client.delete_model_version_predictions(project_id, version)
+        return left
 
     @staticmethod
     def _point_project_at(

@@ -7,6 +7,7 @@ import csv
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +19,9 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.localserver import LabelStudioProcess
 from ls_companion.records import Project, Task
 from ml_backend.models.word_clusters import build_clusters
+from ml_backend.settings import BackendSettings
+from ml_backend.store import ModelStore
+from ml_backend.training import Trainer
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
 from tests.harness.ml_backend import MLBackendProcess, start_ml_backend
 from tests.integration.helpers import CHOICES_CONFIG, choice, new_project
@@ -125,6 +129,32 @@ def wait_trained(
 
 def current_predictions(task: Task, version: str) -> list[Any]:
     return [p for p in task.predictions if p.model_version == version]
+
+
+def test_pruned_versions_predictions_deleted_only_when_small(
+    ls_client: LabelStudioClient, tmp_path: Path
+) -> None:
+    # LS deletes a version's predictions in one transaction that blocks the project's saves: a pruned
+    # version with more than PRUNE_PREDICTIONS_MAX predictions is left and reported, a smaller one goes.
+    project = new_project(ls_client, "prune predictions")
+    ids = ls_client.import_tasks(project.id, [{"data": {"text": f"text {i}"}} for i in range(3)])
+    rows = [("small", ids[:2]), ("big", ids), ("current", ids[:1])]
+    ls_client.import_predictions(
+        project.id,
+        [
+            {"task": i, "result": choice("spam"), "score": 0.5, "model_version": v}
+            for v, vs in rows
+            for i in vs
+        ],
+    )
+    assert ls_client.model_version_counts(project.id) == {"small": 2, "big": 3, "current": 1}
+    settings = BackendSettings(model_dir=tmp_path, prune_predictions_max=2)
+    trainer = Trainer(settings, ModelStore(tmp_path))
+
+    left = trainer._delete_pruned(ls_client, project.id, ["small", "big", "current", "gone"], "current")
+
+    assert left == {"big": 3}
+    assert ls_client.model_version_counts(project.id) == {"big": 3, "current": 1}
 
 
 def test_classification_round_trip(
