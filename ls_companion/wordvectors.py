@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,6 +151,13 @@ def vector_candidates(vectors: WordVectors) -> tuple[Candidate, ...]:
         )
         for name, f in (("vectors-balanced-C10", "none"), ("union+vectors-balanced-C10", "union"))
     )
+
+
+@lru_cache(maxsize=2)
+def candidates_with(path: Path | None) -> tuple[Candidate, ...]:
+    """``single_choice_candidates`` with the vectors of the WORD_VECTORS file at ``path`` (None: none),
+    read once per process (ValueError: not a word-vectors file)."""
+    return single_choice_candidates(WordVectors.load(path) if path is not None else None)
 
 
 def single_choice_candidates(vectors: WordVectors | None) -> tuple[Candidate, ...]:

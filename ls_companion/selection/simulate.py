@@ -8,7 +8,6 @@ the test split, and let the strategy (through the same ``plan_batch`` as ``selec
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections import Counter
@@ -32,7 +31,7 @@ from ls_companion.selection.pool import FloatArray, ScoredPool
 from ls_companion.selection.scoring import ScoreBatch
 from ls_companion.selection.strategies import STRATEGY_NAMES, check_names, make_strategy
 from ls_companion.sources import read_rows
-from ls_companion.wordvectors import WordVectors, single_choice_candidates
+from ls_companion.wordvectors import candidates_with
 
 TARGET_SHARE = 0.99
 
@@ -102,13 +101,10 @@ class Prepared:
     full_model: str
 
 
-@functools.lru_cache(maxsize=2)
 def candidates(word_vectors: Path | None) -> tuple[Candidate, ...]:
     """What the backend selects from, with ``word_vectors`` loaded once per process."""
-    if word_vectors is None:
-        return single_choice_candidates(None)
     try:
-        return single_choice_candidates(WordVectors.load(word_vectors))
+        return candidates_with(word_vectors)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ls_companion.modelselect import SelectedModel
 from ls_companion.textclassifier import TextClassifier
-from ls_companion.wordvectors import WordVectors, single_choice_candidates
+from ls_companion.wordvectors import candidates_with
 from ml_backend.errors import ConfigurationError
 from ml_backend.evaluation import span_metrics
 from ml_backend.models.span_tagger import SpanTagger
@@ -48,7 +48,10 @@ class TextClassifierPlugin(ProbabilityPlugin):
         if spec.kind == "multi":
             return TextClassifier("multi").fit(inputs, targets)  # type: ignore[arg-type]
         vectors = settings.word_vectors if settings is not None else None
-        candidates = single_choice_candidates(_word_vectors(vectors) if vectors is not None else None)
+        try:
+            candidates = candidates_with(vectors)
+        except ValueError as exc:
+            raise ConfigurationError(f"WORD_VECTORS: {exc}") from None
         if settings is None:
             return SelectedModel(candidates).fit(inputs, targets)
         return SelectedModel(candidates, budget_seconds=settings.selection_budget_seconds).fit(
@@ -96,15 +99,6 @@ class NerPlugin(ModelPlugin):
         return {
             "word_clusters": {"words": len(model.word_clusters), "sizes": list(model.word_clusters.sizes)}
         }
-
-
-@lru_cache(maxsize=2)
-def _word_vectors(path: Path) -> WordVectors:
-    """The WORD_VECTORS file, read once per process (only text classification needs it)."""
-    try:
-        return WordVectors.load(path)
-    except ValueError as exc:
-        raise ConfigurationError(f"WORD_VECTORS: {exc}") from None
 
 
 @lru_cache(maxsize=2)
