@@ -361,7 +361,7 @@ def vector_speed(repeats: int = 7) -> None:
         return
     texts, labels = load_sentiment()
     candidates = {c.name: c for c in single_choice_candidates(WordVectors.load(WORD_VECTORS))}
-    names = ("union-balanced-C10", "union+vectors-balanced-C10", "vectors-balanced-C10")
+    names = ("union-balanced-C10", "union+vectors-balanced-C10", "vectors-balanced-C1")
     models = {name: candidates[name].make().fit(texts[:1000], labels[:1000]) for name in names}
     batch = texts[1000:2000]
     best = {name: float("inf") for name in names}

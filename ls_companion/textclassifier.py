@@ -233,11 +233,7 @@ def _word_term_ids(
     sklearn's word analyzer finds them: one regex pass and C-level ``map``s over the whole batch, the
     texts joined by a break that is a token of its own, so that no n-gram across two texts is found in
     a vocabulary (whose terms are words)."""
-    joined = _BREAK.join(texts)
-    if joined.count(_BREAK) >= len(texts):  # a text holds the break itself: a non-word like a space
-        joined = _BREAK.join([text.replace(_BREAK, " ") for text in texts])
-    tokens = _TOKENS_OR_BREAK.findall(joined)
-    token_rows = np.cumsum(np.fromiter(map(_BREAK.__eq__, tokens), bool, len(tokens)))
+    tokens, token_rows = _tokens(texts)
     rows, columns = [], []
     for n in range(low, high + 1):
         grams = tokens if n == 1 else map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False))
@@ -248,6 +244,16 @@ def _word_term_ids(
     row, column = np.concatenate(rows), np.concatenate(columns)
     kept = column >= 0
     return row[kept], column[kept]
+
+
+def _tokens(texts: list[str]) -> tuple[list[str], IntArray]:
+    """The TOKEN_PATTERN tokens of all ``texts`` in one list, with a break token between two texts (no
+    vocabulary holds it), and each token's text."""
+    joined = _BREAK.join(texts)
+    if joined.count(_BREAK) >= len(texts):  # a text holds the break itself: a non-word like a space
+        joined = _BREAK.join([text.replace(_BREAK, " ") for text in texts])
+    tokens = _TOKENS_OR_BREAK.findall(joined)
+    return tokens, np.cumsum(np.fromiter(map(_BREAK.__eq__, tokens), bool, len(tokens)))
 
 
 def _char_wb_ngrams(text: str, low: int, high: int) -> list[str]:

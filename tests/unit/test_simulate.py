@@ -135,7 +135,7 @@ def test_word_vectors_add_the_backends_vector_candidates(tmp_path: Path) -> None
     WordVectors(["good", "bad"], np.eye(2)).save(path)
     names = [c.name for c in candidates(path)]
     assert names == [c.name for c in single_choice_candidates(WordVectors.load(path))]
-    assert "vectors-balanced-C10" in names and [c.name for c in candidates(None)] == [
+    assert "vectors-balanced-C1" in names and [c.name for c in candidates(None)] == [
         c.name for c in text_candidates()
     ]
     with pytest.raises(InputError, match="not a word-vectors file"):

@@ -10,7 +10,7 @@ import pytest
 
 from ls_companion.modelselect import SelectedModel
 from ls_companion.textclassifier import TextClassifier, text_candidates
-from ls_companion.wordvectors import VectorTextClassifier, WordVectors, vector_candidates
+from ls_companion.wordvectors import WEIGHT_RANK, VectorTextClassifier, WordVectors, vector_candidates
 from ml_backend.cli import main as ml_backend_main
 from ml_backend.errors import ConfigurationError
 from ml_backend.settings import load_backend_settings
@@ -37,14 +37,21 @@ def _reviews(words: list[str], label: str) -> tuple[list[str], list[str]]:
     return texts, [label] * len(texts)
 
 
-def test_pool_is_the_mean_vector_of_the_known_lower_cased_tokens() -> None:
+def test_pool_weights_unit_vectors_by_rank_and_gives_an_unknown_word_its_stems_vector() -> None:
     vectors = _vectors()
-    pooled = vectors.pool(["GOOD kettle", "zzz qqq", "", "good, good! unknown"])
-    half = vectors.vectors.astype(np.float64)
-    assert np.allclose(pooled[0], (half[0] + half[GOOD.__len__() + BAD.__len__() + 1]) / 2)
+    raw = vectors.vectors.astype(np.float64)
+    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    kettle = len(GOOD) + len(BAD) + 1  # row 17: rank 18
+    good_weight, kettle_weight = 1 / (1 + WEIGHT_RANK), 18 / (18 + WEIGHT_RANK)
+    pooled = vectors.pool(["GOOD kettle", "zzz qqq", "", "good, good! unknown", "greatness AWFULLY", "x"])
+    expected = (good_weight * unit[0] + kettle_weight * unit[kettle]) / (good_weight + kettle_weight)
+    assert np.allclose(pooled[0], expected)
     assert np.array_equal(pooled[1], np.zeros(6)) and np.array_equal(pooled[2], np.zeros(6))
-    assert np.allclose(pooled[3], half[0])
-    assert pooled.shape == (4, 6) and vectors.pool([]).shape == (0, 6)
+    assert np.allclose(pooled[3], unit[0])
+    assert np.allclose(pooled[4], vectors.pool(["great awful"])[0])  # "-ness", "-ly" taken off
+    assert pooled.shape == (6, 6) and vectors.pool([]).shape == (0, 6)
+    plain = vectors.pool(["GOOD kettle", "greatness", "good, good! unknown"], weighted=False)
+    assert np.allclose(plain, [(raw[0] + raw[kettle]) / 2, np.zeros(6), raw[0]])  # as before the weights
 
 
 def test_vectors_survive_save_load_and_pickle_as_one_shared_instance(tmp_path: Path) -> None:
@@ -94,6 +101,17 @@ def test_the_fast_path_equals_a_logistic_regression_over_the_explicit_features()
     assert np.allclose(model.predict_proba(texts)[:, 1], 1.0 / (1.0 + np.exp(-logits)))
 
 
+def test_a_model_pickled_before_the_weighting_pools_as_it_was_trained() -> None:
+    good, good_labels = _reviews(GOOD, "Positive")
+    bad, bad_labels = _reviews(BAD, "Negative")
+    model = VectorTextClassifier(vectors=_vectors()).fit(good + bad, good_labels + bad_labels)
+    assert model.weighted_ is True
+    del model.weighted_  # as unpickled from a version trained before it
+    texts = ["the kettle is greatness", "the lamp was awful"]
+    plain = (model.vectors.pool(texts, weighted=False) - model.center_) / model.scale_
+    assert np.allclose(model._extra_features(texts)[0].toarray(), plain)
+
+
 def test_selection_scores_the_vector_candidates_and_a_version_keeps_only_a_winners_vectors() -> None:
     vectors = _vectors()
     candidates = (text_candidates()[0], *vector_candidates(vectors))
@@ -102,7 +120,7 @@ def test_selection_scores_the_vector_candidates_and_a_version_keeps_only_a_winne
     texts, labels = good + bad, good_labels + bad_labels
     model = SelectedModel(candidates).fit(texts, labels)
     names = [s["name"] for s in model.selection_.metadata()["candidates"]]
-    assert names == ["word-C10", "vectors-balanced-C10", "union+vectors-balanced-C10"]
+    assert names == ["word-C10", "vectors-balanced-C1", "union+vectors-balanced-C10"]
     again = pickle.loads(pickle.dumps(model))
     assert np.array_equal(
         again.predict_proba(["the box is lovely"]), model.predict_proba(["the box is lovely"])
@@ -150,7 +168,7 @@ def test_word_vectors_command_setting_and_training(
     ]
     scored = [c["name"] for c in fit_control(choices, items, settings=settings).report["model"]["candidates"]]
     assert scored == [c.name for c in text_candidates()] + [
-        "vectors-balanced-C10",
+        "vectors-balanced-C1",
         "union+vectors-balanced-C10",
     ]
     plain = fit_control(choices, items, settings=load_backend_settings(model_dir=str(tmp_path)))
