@@ -36,6 +36,10 @@ MAJORITY_VOTE, DAWID_SKENE, GLAD, MACE, MEDOID = "majority_vote", "dawid_skene",
 MODEL_ASSISTED = "model_assisted"
 #: Model-assisted consensus: an annotator's accuracy starts at this, as if from this many answers.
 ACCURACY_PRIOR, ACCURACY_PRIOR_WEIGHT = 2 / 3, 12.0
+#: The least prior probability the de-noised model gives a label (``true_label_prior``).
+TRUE_PRIOR_FLOOR = 1e-3
+#: Rescaling steps of that prior's class balance (on 16 of the consensus bench's crowds its mean then matches to 1e-15).
+PRIOR_SHIFT_STEPS = 50
 METHODS = (MAJORITY_VOTE, DAWID_SKENE, GLAD, MACE)
 FAST_METHODS = (MAJORITY_VOTE, DAWID_SKENE)
 #: The method used when gold cannot decide (and the preferred one on ties).
@@ -173,23 +177,45 @@ def align_model_proba(enc: Encoded, model_proba: pd.DataFrame) -> FloatArray:
     return aligned
 
 
-def model_assisted_proba(
-    enc: Encoded, model_proba: pd.DataFrame, n_iter: int = 50, tol: float = 1e-6
-) -> FloatArray:
-    """Posterior labels with the model as one more annotator whose answer is a probability per label.
+def _trained_on(enc: Encoded) -> FloatArray:
+    """Each task's label as the backend trains on it (``ml_backend.dataset``): the majority of its
+    answers, a tie split evenly (the backend drops it, a consensus method breaks it)."""
+    shares = _vote_shares(enc)
+    top = (shares == shares.max(axis=1, keepdims=True)).astype(float)
+    out: FloatArray = top / top.sum(axis=1, keepdims=True)
+    return out
 
-    EM over one accuracy per annotator (errors spread evenly over the other labels), with the model's
-    calibrated out-of-fold probabilities as each task's prior: a task's posterior is that prior times
-    each of its answers' likelihood, and each annotator's accuracy is the posterior mass on their
-    answers, shrunk towards ``ACCURACY_PRIOR`` by ``ACCURACY_PRIOR_WEIGHT`` pseudo-answers (most
-    annotators answer few tasks). So an accurate annotator outvotes the model and an unreliable one is
-    outvoted by it. It helps where overlap is thin: with one label per task Dawid-Skene can only repeat
-    it. One accuracy, not a confusion matrix: with few answers per annotator a full matrix overfits;
-    CROWDLAB's weighted average (Goh et al., 2022) is undefined without overlap and no better with it
-    (both measured in bench/bench_consensus_model.py, docs/quality.md).
+
+def true_label_prior(model: FloatArray, trained: FloatArray, posterior: FloatArray) -> FloatArray:
+    """The model's probabilities of each task's *true* label, from its probabilities of the label it was
+    trained on (all tasks × labels: ``model``, ``trained`` one-hot or split, ``posterior`` of the true label).
+
+    A model fitted to noisy labels estimates ``q = p T``, ``T[c, l]`` the chance that a task of true
+    label ``c`` was trained as ``l``: too flat a prior for the true label. First ``q`` is rescaled per
+    label until its mean is each label's share of the training labels (Saerens et al., 2002): a
+    temperature calibration keeps the class balance that balanced class weights move. Then ``T`` is
+    estimated from the posterior and inverted, ``p = q T⁻¹``, floored at ``TRUE_PRIOR_FLOOR`` and
+    renormalised. Noise of half or more on a label (``T`` not diagonally dominant) is not inverted: then
+    the rescaled ``q`` is returned. It assumes the noise does not depend on the text beyond the true
+    label (true of the bench's simulated crowds, not of RTE's real one: docs/quality.md).
     """
+    known = model.max(axis=0) > _EPS  # labels the model was not trained on keep their (almost) nothing
+    scale: FloatArray = np.ones(model.shape[1])
+    for _ in range(PRIOR_SHIFT_STEPS):
+        shifted = model * scale
+        shifted /= shifted.sum(axis=1, keepdims=True)
+        scale = np.where(known, scale * trained.mean(axis=0) / np.maximum(shifted.mean(axis=0), _EPS), 1.0)
+    noise = posterior.T @ trained / np.maximum(posterior.sum(axis=0), _EPS)[:, None]
+    if np.any(np.diag(noise) <= 0.5):
+        return shifted
+    prior = np.maximum(np.linalg.solve(noise.T, shifted.T).T, TRUE_PRIOR_FLOOR)
+    out: FloatArray = prior / prior.sum(axis=1, keepdims=True)
+    return out
+
+
+def _one_accuracy_em(enc: Encoded, log_prior: FloatArray, n_iter: int, tol: float) -> FloatArray:
+    """EM over one accuracy per annotator with a fixed prior per task (``model_assisted_proba``)."""
     k = enc.n_labels
-    log_prior = np.log(align_model_proba(enc, model_proba))
     rows = np.arange(len(enc.task))
     answered = np.bincount(enc.worker, minlength=enc.n_workers).astype(float)
     proba: FloatArray = _vote_shares(enc) * np.exp(log_prior)
@@ -208,6 +234,30 @@ def model_assisted_proba(
         if done:
             break
     return proba
+
+
+def model_assisted_proba(
+    enc: Encoded, model_proba: pd.DataFrame, n_iter: int = 50, tol: float = 1e-6
+) -> FloatArray:
+    """Posterior labels with the model as one more annotator whose answer is a probability per label.
+
+    EM over one accuracy per annotator (errors spread evenly over the other labels), with a prior per
+    task from the model's calibrated out-of-fold probabilities: a task's posterior is that prior times
+    each of its answers' likelihood, and each annotator's accuracy is the posterior mass on their
+    answers, shrunk towards ``ACCURACY_PRIOR`` by ``ACCURACY_PRIOR_WEIGHT`` pseudo-answers (most
+    annotators answer few tasks). So an accurate annotator outvotes the model and an unreliable one is
+    outvoted by it. It helps where overlap is thin: with one label per task Dawid-Skene can only repeat
+    it. Two passes: the first takes the probabilities as the prior; they were fitted to the training
+    labels, not to the truth, so the second takes them de-noised by the noise of those labels that the
+    first pass's posterior implies (``true_label_prior``; iterating this instead runs away, because with
+    one label per task the noise is not identifiable: WNUT-17 fell to 0.65). One accuracy, not a
+    confusion matrix: with few answers per annotator a full matrix overfits; CROWDLAB's weighted
+    average (Goh et al., 2022) is undefined without overlap and no better with it (both measured in
+    bench/bench_consensus_model.py, docs/quality.md).
+    """
+    model = align_model_proba(enc, model_proba)
+    first = _one_accuracy_em(enc, np.log(model), n_iter, tol)
+    return _one_accuracy_em(enc, np.log(true_label_prior(model, _trained_on(enc), first)), n_iter, tol)
 
 
 # -- crowd-kit methods ------------------------------------------------------------------------------------------

@@ -94,6 +94,42 @@ def test_model_assisted_runs_and_wins_by_gold_when_given_probabilities() -> None
     assert found.chosen == consensus.MODEL_ASSISTED
 
 
+def test_true_label_prior_rebalances_then_inverts_the_training_noise() -> None:
+    trained = np.eye(2)[[0, 1, 0, 1]]  # four tasks, trained as "a", "b", "a", "b"
+    # T[c, l] = P(trained l | true c): the posterior says each was trained wrongly with chance 0.2
+    posterior = np.array([[0.8, 0.2], [0.2, 0.8]] * 2)
+    # the mean is already the training shares (0.5, 0.5): p = (q - 0.2) / 0.6 per label, floored
+    model = np.array([[0.7, 0.3], [0.3, 0.7], [0.9, 0.1], [0.1, 0.9]])
+    sure = np.array([7 / 6, 0.001]) / (7 / 6 + 0.001)
+    expected = np.array([[5 / 6, 1 / 6], [1 / 6, 5 / 6], sure, sure[::-1]])
+    assert consensus.true_label_prior(model, trained, posterior) == pytest.approx(expected)
+    # a model whose mean leans to "a" (0.7) is first rescaled to the training shares
+    leaning = np.array([[0.9, 0.1], [0.5, 0.5]])
+    prior = consensus.true_label_prior(leaning, np.eye(2), np.full((2, 2), 0.5))  # noise 0.5: only rescaled
+    assert prior.mean(axis=0) == pytest.approx([0.5, 0.5])
+    odds = prior[:, 0] / prior[:, 1]
+    assert odds[0] / odds[1] == pytest.approx(9.0)  # one scale per label: the model's odds ratio kept
+
+
+def test_model_assisted_denoised_prior_outvotes_wrong_single_answers_the_raw_one_kept() -> None:
+    """40 tasks with one answer each, from 4 annotators right 8 times in 10; the model learnt those
+    noisy labels (0.7 for each task's true label). Taken as the prior for the *true* label, 0.7 is too
+    flat to outvote an annotator whom EM finds about 0.8 accurate; de-noised (training noise 0.2 ->
+    prior (0.7 - 0.2) / 0.6) it outvotes all 8 wrong answers."""
+    truth = np.array(["a", "b"] * 20)
+    wrong = np.isin(np.arange(40), [0, 5, 10, 15, 20, 25, 30, 35])
+    given = np.where(wrong, np.where(truth == "a", "b", "a"), truth)
+    rows = pd.DataFrame({"task_id": range(40), "annotator": np.repeat(list("wxyz"), 10), "value": given})
+    model = pd.DataFrame(np.where((truth == "a")[:, None], [0.7, 0.3], [0.3, 0.7]), columns=["a", "b"])
+    enc = consensus.encode(rows)
+    raw = consensus._one_accuracy_em(enc, np.log(consensus.align_model_proba(enc, model)), 50, 1e-6)
+    assert (enc.labels[raw.argmax(axis=1)] == given).all()  # the first pass keeps every answer
+    assert raw[0] == pytest.approx([0.470, 0.530], abs=1e-3)
+    found = consensus.aggregate(rows, consensus.MODEL_ASSISTED, model)
+    assert found["consensus"].tolist() == truth.tolist()
+    assert found["confidence"].iloc[0] == pytest.approx(0.654, abs=1e-3)
+
+
 def test_label_issues_command_finds_flipped_labels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
