@@ -120,9 +120,14 @@ def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> 
         env={"PREDICT_AFTER_TRAINING": "0", "SELECTION_BUDGET_SECONDS": "5"},
         timeout=1800,
     )
-    return start_ml_backend(
-        model_dir, label_studio_url=server.url, api_key=server.token, env={"PREDICT_AFTER_TRAINING": "0"}
-    )
+    # No training while the write-back is measured: each new annotation counts towards one, and on
+    # 100,000 tasks a training lists them all from Label Studio for ~3 minutes, beside the sync's PATCHes.
+    quiet = {
+        "PREDICT_AFTER_TRAINING": "0",
+        "TRAIN_EVERY_N_ANNOTATIONS": "1000000",
+        "TRAIN_DEBOUNCE_SECONDS": "1e9",
+    }
+    return start_ml_backend(model_dir, label_studio_url=server.url, api_key=server.token, env=quiet)
 
 
 def serial_prediction_rate(client: LabelStudioClient, project_id: int, ids: list[int], version: str) -> float:
