@@ -17,6 +17,7 @@ ratio is against random in the same run. With two classes, least confidence and 
 items exactly as entropy does, so only entropy runs.
 
     .venv/bin/python -m bench.bench_al_efficiency [--seeds 5] [--rounds 40] [--jobs 2] [--datasets sms,sentiment]
+        [--no-word-vectors]
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def report(title: str, result: dict[str, Any], seconds: float, target: float | N
     strategies = result["strategies"]
     baseline = strategies["random"]["labels_to_99pct"]["median"] if "random" in strategies else None
     last = max(p["labels"] for s in strategies.values() for p in s["curve"])
-    print(f"\n## {title}: pool {result['pool_size']}, test {result['test_size']}, {seconds:.0f} s")
+    vectors = "on" if result["config"]["word_vectors"] else "off"
+    print(
+        f"\n## {title}: pool {result['pool_size']}, test {result['test_size']}, word vectors {vectors}, {seconds:.0f} s"
+    )
     print(
         f"full-data accuracy {result['full_data_accuracy']:.4f} ({result['full_data_model']}), "
         f"target (99 %) {result['target_accuracy']:.4f}"
@@ -119,9 +123,14 @@ def main(argv: list[str]) -> int:
         "--datasets", default="sms,sentiment,reviews", help="comma-separated: " + ", ".join(DATASETS)
     )
     parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
+    parser.add_argument(
+        "--no-word-vectors",
+        action="store_true",
+        help="leave the pooled GloVe candidates out (the backend's default)",
+    )
     args = parser.parse_args(argv)
-    vectors = WORD_VECTORS if WORD_VECTORS.is_file() else None
-    if vectors is None:
+    vectors = WORD_VECTORS if WORD_VECTORS.is_file() and not args.no_word_vectors else None
+    if vectors is None and not args.no_word_vectors:
         print(f"no {WORD_VECTORS}: `make word-clusters` adds the pooled GloVe candidates")
     for key in args.datasets.split(","):
         title, load = DATASETS[key]
