@@ -98,7 +98,10 @@ class TextClassifier:
         return self
 
     def _logistic(self, matrix: csr_matrix, target: object, solver: str) -> LogisticRegression:
-        # liblinear's dual form is 10-30x faster when there are fewer texts than features (usual here)
+        # liblinear's dual form is 10-30x faster when there are fewer texts than features (usual here).
+        # liblinear visits the rows in a random order, seeded from NumPy's global RNG when random_state
+        # is None: the same labels then gave weights differing by ~1e-5, enough to reorder tied
+        # uncertainty ranks (a flaky reproducibility test); a fixed seed makes every fit repeatable.
         rows, columns = matrix.shape
         return LogisticRegression(
             C=self.C,
@@ -106,6 +109,7 @@ class TextClassifier:
             solver=solver,
             dual=solver == "liblinear" and rows < columns,
             class_weight=self.class_weight,
+            random_state=0,
         ).fit(matrix, target)
 
     def _fit_single(self, matrix: csr_matrix, labels: list[str]) -> None:

@@ -94,6 +94,18 @@ def test_three_classes_and_multi_label_with_a_constant_label() -> None:
     assert always.predict_proba(["z"])[0, 0] > 0.99
 
 
+def test_a_fit_does_not_depend_on_numpys_global_random_state() -> None:
+    # liblinear (binary and multi-label fits) shuffles rows; unseeded it drew from np.random, so two
+    # fits on the same labels differed by ~1e-5 and the simulation's curves were not repeatable.
+    texts = [f"offer {i} win cash now" if i % 3 else f"see you at {i} tonight" for i in range(60)]
+    labels = ["spam" if i % 3 else "ham" for i in range(60)]
+    weights = []
+    for seed in (0, 1):
+        np.random.seed(seed)
+        weights.append(TextClassifier("single").fit(texts, labels).coef_)
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
 def test_tokens_keep_offsets_and_split_clitics() -> None:
     text = "Obama's U.S. trip don't #NewYork @bob http://x.co/a"
     tokens = tokenize(text)
