@@ -168,3 +168,20 @@ def test_a_calibration_that_costs_macro_f1_is_not_chosen() -> None:
     assert losses["platt"] == min(losses.values())
     assert _macro_f1(fit_calibrator("platt", oof, y)(oof), y) < _macro_f1(oof, y) - 0.05
     assert calibrator.method == "temperature" and _macro_f1(rows, y) == _macro_f1(oof, y)
+
+
+def test_a_platt_fit_with_a_negative_slope_is_not_chosen() -> None:
+    """Out-of-fold scores that rank against the labels (a small-sample CV artefact): Platt inverts them
+    and has the lowest log-loss, yet it would invert the model refitted on all labels."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from ls_companion.modelselect import _calibrate
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 25, dtype=np.int64)
+    p1 = np.clip(0.5 - 0.2 * (2 * y - 1) + rng.normal(0, 0.1, 50), 0.01, 0.99)
+    oof = np.column_stack([1 - p1, p1])
+    assert fit_calibrator("platt", oof, y).platt[0, 0] < 0
+    calibrator, _, losses = _calibrate(oof, y, StratifiedKFold(5, shuffle=True, random_state=0))
+    assert losses["platt"] < min(losses["none"], losses["temperature"])
+    assert calibrator.method != "platt"
