@@ -270,7 +270,8 @@ def curves(names: list[str], sizes: list[int], seeds: int) -> None:
             models.append(("selected without vectors", lambda: SelectedModel(single_choice_candidates(None))))
         models.append(("ours: selected + calibrated", lambda: SelectedModel(candidates)))
         table: dict[str, dict[int, tuple[float, float, float]]] = {m: {} for m, _ in models}
-        paired: dict[str, dict[int, tuple[float, float]]] = {m: {} for m, _ in models}
+        compared = [m for m, _ in models if m.startswith(("ours", "selected"))]
+        paired: dict[str, dict[int, tuple[float, float]]] = {m: {} for m in compared}
         seconds: dict[int, float] = {}
         for n in [n for n in sizes if n < len(pool)]:
             scores: dict[str, list[tuple[float, float, float]]] = {m: [] for m, _ in models}
@@ -286,7 +287,7 @@ def curves(names: list[str], sizes: list[int], seeds: int) -> None:
             for model_name in scores:
                 mean = np.mean(scores[model_name], axis=0)
                 table[model_name][n] = (float(mean[0]), float(mean[1]), float(mean[2]))
-            for model_name in [m for m, _ in models if m.startswith(("ours", "selected"))]:
+            for model_name in compared:
                 paired[model_name][n] = _paired(scores[model_name], scores[models[0][0]])
         done = sorted(seconds)
         print(f"  {'model':30s} " + " ".join(f"{f'n={n}':>20s}" for n in done))
@@ -304,10 +305,7 @@ def curves(names: list[str], sizes: list[int], seeds: int) -> None:
             )
             print(
                 f"  n={n}: paired over the seeds, accuracy - reference (mean ± standard error): "
-                + "; ".join(
-                    f"{m} {d:+.3f} ± {se:.3f}"
-                    for m, (d, se) in ((m, p[n]) for m, p in paired.items() if n in p)
-                )
+                + "; ".join(f"{m} {paired[m][n][0]:+.3f} ± {paired[m][n][1]:.3f}" for m in compared)
             )
             if vectors is not None:
                 tfidf = max((m for m, _ in fixed if "vectors" not in m), key=lambda m: table[m][n][0])
