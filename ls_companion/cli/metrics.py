@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,8 @@ from rich.table import Table
 
 from ls_companion.cli.app import app, cli_context, emit, err_console
 from ls_companion.errors import InputError
+from ls_companion.quality import LOW_AGREEMENT
+from ls_companion.quality.records import number_text
 
 if TYPE_CHECKING:
     from ls_companion.quality.adapter import ProjectData
@@ -49,20 +50,12 @@ def parse_methods(value: str, *, also: str = "") -> tuple[str, ...]:
     return chosen
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def _render(payload: dict[str, Any], console: Console) -> None:
     summary, agreement = payload["summary"], payload["agreement"]
     console.print(
         f"[bold]{summary['n_tasks']}[/bold] tasks, {summary['n_annotations']} annotations "
         f"({summary['n_cancelled']} cancelled), {summary['n_annotators']} annotators; "
-        f"mean agreement {_fmt(summary['mean_agreement'])}, "
+        f"mean agreement {number_text(summary['mean_agreement'])}, "
         f"{summary['low_agreement_tasks']} tasks below {summary['low_agreement_threshold']}"
     )
     stats = Table(title="Agreement per control")
@@ -82,10 +75,10 @@ def _render(payload: dict[str, Any], console: Console) -> None:
             name,
             row["kind"],
             str(row["n_tasks_overlapping"]),
-            _fmt(row["mean_agreement"]),
-            _fmt(row.get("fleiss_kappa")),
-            _fmt(row.get("cohen_kappa_mean")),
-            f"{_fmt(row['krippendorff_alpha'])} ({row['alpha_level']})",
+            number_text(row["mean_agreement"]),
+            number_text(row.get("fleiss_kappa")),
+            number_text(row.get("cohen_kappa_mean")),
+            f"{number_text(row['krippendorff_alpha'])} ({row['alpha_level']})",
             row["alpha_interpretation"] or "–",
         )
     console.print(stats)
@@ -101,7 +94,7 @@ def _render(payload: dict[str, Any], console: Console) -> None:
         who = alert["annotator"] or "project"
         console.print(
             f"[yellow]drift[/yellow] {alert['metric']} ({who}, {alert['control']}) since {alert['since']}: "
-            f"{_fmt(alert['baseline'])} → {_fmt(alert['current'])}, p = {alert['p_value']} ({alert['test']})"
+            f"{number_text(alert['baseline'])} → {number_text(alert['current'])}, p = {alert['p_value']} ({alert['test']})"
         )
 
 
@@ -112,18 +105,18 @@ def _render_annotators(rows: list[dict[str, Any]], console: Console) -> None:
         table.add_column(column)
     for row in rows:
         gold = (
-            f"{_fmt(row.get('gold_accuracy'))} [{_fmt(row.get('gold_ci_low'), 2)}, {_fmt(row.get('gold_ci_high'), 2)}]"
+            f"{number_text(row.get('gold_accuracy'))} [{number_text(row.get('gold_ci_low'), 2)}, {number_text(row.get('gold_ci_high'), 2)}]"
             if row.get("gold_n_gold")
             else "–"
         )
         table.add_row(
             str(row["annotator"]),
-            _fmt(row.get("n_annotations")),
-            _fmt(100 * row["cancel_rate"], 1) if row.get("cancel_rate") is not None else "–",
-            f"{_fmt(row.get('lead_time_median'), 1)} / {_fmt(row.get('lead_time_p90'), 1)}",
-            _fmt(row.get("tasks_per_hour"), 1),
-            _fmt(row.get("vs_others")),
-            _fmt(row.get("vs_consensus")),
+            number_text(row.get("n_annotations")),
+            number_text(100 * row["cancel_rate"], 1) if row.get("cancel_rate") is not None else "–",
+            f"{number_text(row.get('lead_time_median'), 1)} / {number_text(row.get('lead_time_p90'), 1)}",
+            number_text(row.get("tasks_per_hour"), 1),
+            number_text(row.get("vs_others")),
+            number_text(row.get("vs_consensus")),
             gold,
             row.get("qualification") or "–",
         )
@@ -138,9 +131,9 @@ def _render_consensus(consensus: dict[str, Any], console: Console) -> None:
         for method, row in block["methods"].items():
             table.add_row(
                 method,
-                _fmt(row["gold_accuracy"], 4),
+                number_text(row["gold_accuracy"], 4),
                 str(row["n_gold"]),
-                _fmt(row["seconds"], 2),
+                number_text(row["seconds"], 2),
                 row.get("skipped", ""),
             )
         console.print(table)
@@ -155,7 +148,7 @@ def metrics(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
     low_agreement: float = typer.Option(
-        0.6, "--low-agreement", min=0.0, max=1.0, help="Low task agreement below this."
+        LOW_AGREEMENT, "--low-agreement", min=0.0, max=1.0, help="Low task agreement below this."
     ),
     methods: str = typer.Option("all", "--methods", help="Consensus methods, comma-separated, or all."),
     escalate: bool = typer.Option(

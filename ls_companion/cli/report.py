@@ -10,10 +10,8 @@ from rich.console import Console
 
 from ls_companion.cli.app import app, cli_context, emit, err_console
 from ls_companion.cli.metrics import parse_methods
-
-
-def _fmt(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+from ls_companion.quality import LOW_AGREEMENT
+from ls_companion.quality.records import number_text
 
 
 def _render(payload: dict[str, Any], html: Path, console: Console) -> None:
@@ -22,7 +20,7 @@ def _render(payload: dict[str, Any], html: Path, console: Console) -> None:
     console.print(
         f"{payload['project']['task_number']} tasks, {summary['n_tasks']} with answers, "
         f"{summary['n_annotations']} annotations by {summary['n_annotators']} annotators; "
-        f"mean agreement {_fmt(summary['mean_agreement'])}, {len(payload['drift']['alerts'])} drift alert(s)"
+        f"mean agreement {number_text(summary['mean_agreement'])}, {len(payload['drift']['alerts'])} drift alert(s)"
     )
     versions = len(models["versions"])
     console.print(f"models: {versions} version(s)" if models["available"] else f"models: {models['reason']}")
@@ -48,7 +46,7 @@ def report(
         False, "--from-store", help="Read annotations from the sync's local store instead of Label Studio."
     ),
     low_agreement: float = typer.Option(
-        0.6, "--low-agreement", min=0.0, max=1.0, help="Low task agreement below this."
+        LOW_AGREEMENT, "--low-agreement", min=0.0, max=1.0, help="Low task agreement below this."
     ),
 ) -> None:
     """An HTML report (agreement, gold, qualification, drift, labels, models, rounds) with its JSON."""

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ls_companion.errors import InputError
-from ls_companion.quality import agreement, confusion, consensus, drift, gold, performance
+from ls_companion.quality import LOW_AGREEMENT, agreement, confusion, consensus, drift, gold, performance
 from ls_companion.quality.records import (
     CHOICES,
     DECIMALS,
@@ -42,7 +42,7 @@ _SMALL_VALUE_KINDS = (CHOICES, RATING, NUMBER, TAXONOMY)
 class QualityOptions:
     """Knobs of the engine; the defaults are the documented ones (docs/quality.md)."""
 
-    low_agreement: float = 0.6
+    low_agreement: float = LOW_AGREEMENT
     #: GLAD and MACE need seconds even on a few tasks (about 7 s each on 15 labels, 60 s and 15 s on
     #: 25,000): the default suits a sync every few minutes; ``metrics`` runs all four. None: all four
     #: when gold can choose among them, else the fast two (``consensus_methods``; the sync, the report).

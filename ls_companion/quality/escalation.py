@@ -16,7 +16,7 @@ from typing import Protocol
 
 import pandas as pd
 
-DEFAULT_MAX_OVERLAP = 5
+from ls_companion.quality import MAX_OVERLAP
 
 
 class TaskUpdater(Protocol):
@@ -27,7 +27,7 @@ def plan_escalation(
     tasks: pd.DataFrame,
     overlaps: Mapping[int, int],
     *,
-    max_overlap: int = DEFAULT_MAX_OVERLAP,
+    max_overlap: int = MAX_OVERLAP,
 ) -> list[tuple[int, int]]:
     """``(task_id, new_overlap)`` for every task the engine flagged ``low_agreement``.
 

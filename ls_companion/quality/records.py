@@ -467,6 +467,18 @@ def crowd(table: pd.DataFrame) -> pd.DataFrame:
 DECIMALS = 4
 
 
+def number_text(value: Any, digits: int = 3) -> str:
+    """A number as people read it, in the report and the CLI's tables: fixed ``digits``, "–" for a
+    missing or non-finite one, yes/no for a flag."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
 def jsonable(value: Any, decimals: int | None = None) -> Any:
     """``value`` as plain JSON: the one conversion every number takes on its way out (task meta,
     ``metrics --json``, report.json).

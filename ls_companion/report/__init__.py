@@ -15,6 +15,7 @@ from typing import Any
 
 from ls_companion.client import LabelStudioClient
 from ls_companion.errors import InputError
+from ls_companion.quality import LOW_AGREEMENT
 from ls_companion.report.gather import build_report, collect
 from ls_companion.report.plots import PLOTS, render_plots, write_plots
 from ls_companion.report.render import render_html
@@ -31,7 +32,7 @@ __all__ = ["PLOTS", "ReportOptions", "ReportResult", "save_report", "write_repor
 class ReportOptions:
     #: Consensus methods; None: all four when gold can choose among them, else majority vote + Dawid-Skene.
     methods: Sequence[str] | None = None
-    low_agreement: float = 0.6
+    low_agreement: float = LOW_AGREEMENT
     gold_file: Path | None = None
     #: Read annotations from the sync's local store instead of listing them from Label Studio.
     from_store: bool = False

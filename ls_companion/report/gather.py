@@ -26,7 +26,7 @@ from ls_companion.bootstrap.guidelines import History, read_history
 from ls_companion.client import LabelStudioClient, RetryPolicy
 from ls_companion.errors import InputError
 from ls_companion.projectdata import project_dir
-from ls_companion.quality import adapter, versions
+from ls_companion.quality import LOW_AGREEMENT, adapter, versions
 from ls_companion.quality.adapter import ProjectData
 from ls_companion.quality.engine import (
     QualityOptions,
@@ -252,7 +252,7 @@ def build_report(
     inputs: ReportInputs,
     *,
     methods: Sequence[str] | None = None,
-    low_agreement: float = 0.6,
+    low_agreement: float = LOW_AGREEMENT,
     generated_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The report's numbers: the engine's ``to_dict()`` keys unchanged, plus the report's own sections."""

@@ -7,25 +7,15 @@ from __future__ import annotations
 
 import base64
 import itertools
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ls_companion.quality.agreement import INTERPRETATION
+from ls_companion.quality.records import number_text
 
 TEMPLATE = "report.html.j2"
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _pct(value: Any, digits: int = 1) -> str:
@@ -48,7 +38,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["num"] = _num
+    env.filters["num"] = number_text
     env.filters["pct"] = _pct
     return env
 

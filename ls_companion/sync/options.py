@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from ls_companion.errors import InputError
+from ls_companion.quality import LOW_AGREEMENT, MAX_OVERLAP
 
 #: Prefix of the quality fields mirrored into task data (the Data Manager filters data, not meta).
 MIRROR_PREFIX = "lsc_"
@@ -39,8 +40,10 @@ class TopupOptions(_Frozen):
 class EscalationOptions(_Frozen):
     """Give low-agreement tasks one more annotator (raise their ``overlap``)."""
 
-    below: float = Field(0.6, ge=0, le=1, description="Agreement under which a task gets one more annotator.")
-    max_overlap: int = Field(5, ge=2, le=100)
+    below: float = Field(
+        LOW_AGREEMENT, ge=0, le=1, description="Agreement under which a task gets one more annotator."
+    )
+    max_overlap: int = Field(MAX_OVERLAP, ge=2, le=100)
 
 
 class SyncOptions(_Frozen):

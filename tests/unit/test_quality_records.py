@@ -21,6 +21,7 @@ from ls_companion.quality.records import (
     crowd,
     infer_controls,
     normalize_answer,
+    number_text,
     predictions_to_table,
     read_crowd_csv,
     read_export,
@@ -197,3 +198,16 @@ def test_crowd_csv_and_export(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="list of tasks"):
         read_export(export)
     assert pd.isna(table["created_at"]).all()
+
+
+def test_number_text_is_what_the_report_and_the_cli_print() -> None:
+    assert [number_text(v) for v in (0.12345, 2, True, False, None, float("nan"), float("inf"))] == [
+        "0.123",
+        "2",
+        "yes",
+        "no",
+        "–",
+        "–",
+        "–",
+    ]
+    assert number_text(0.5, digits=1) == "0.5"
