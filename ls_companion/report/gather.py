@@ -84,6 +84,8 @@ class ReportInputs:
     guidelines: History = field(default_factory=list)
     #: The text (the config's object data) of the tasks the label-errors section lists, by task id.
     texts: Mapping[int, str] = field(default_factory=dict)
+    #: Predictions Label Studio holds per model version (``model_version_counts``).
+    prediction_counts: Mapping[str, int] = field(default_factory=dict)
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -125,6 +127,7 @@ def collect(
         source="store" if from_store else "label_studio",
         guidelines=read_history(project_dir(settings.data_dir, project_id), project.expert_instruction),
         texts=task_texts(client, project.label_config, top_label_issues(metas)),
+        prediction_counts=client.model_version_counts(project_id),
     )
 
 
@@ -245,6 +248,18 @@ def models_section(body: Mapping[str, Any], url: str | None) -> dict[str, Any]:
     return {"available": True, "reason": reason, "backend_url": url, "latest": latest, "versions": versions}
 
 
+def ls_predictions(inputs: ReportInputs) -> list[dict[str, Any]]:
+    """The model versions that have predictions in Label Studio, with whether the backend still keeps
+    each: a version it pruned whose predictions are over PRUNE_PREDICTIONS_MAX stays in Label Studio
+    (deleting them locks the project), and this is where a team sees it."""
+    kept = {v.get("version") for v in inputs.models.get("versions") or ()}
+    return [
+        {"model_version": version, "predictions": count, "kept_by_backend": version in kept}
+        for version, count in sorted(inputs.prediction_counts.items())
+        if count > 0
+    ]
+
+
 # -- building ----------------------------------------------------------------------------------------------------
 
 
@@ -272,7 +287,7 @@ def build_report(
         "pair_agreement": pair_agreement(quality),
         "label_distribution": label_distribution(quality),
         "drift_series": drift_series(quality.drift_series),
-        "models": dict(inputs.models),
+        "models": {**inputs.models, "label_studio_predictions": ls_predictions(inputs)},
         "active_learning": active_learning(inputs.metas, data.table, quality.gold["task_id"].tolist()),
         "guidelines": versions.by_version(quality, inputs.guidelines, options.drift_alpha),
     }

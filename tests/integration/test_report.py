@@ -232,6 +232,12 @@ def test_report_command_matches_the_engine_and_the_backend(
     # measured on the model selection's out-of-fold predictions of every training example
     assert [v["controls"]["label"]["holdout"]["size"] for v in models["versions"]] == [20, 40]
     assert {v["controls"]["label"]["holdout"]["method"] for v in models["versions"]} == {"out-of-fold"}
+    # The predictions LS holds per version: each training pushed its predictions of the unlabeled tasks
+    # (25, then the 5 loose ones), and both versions are kept
+    assert models["label_studio_predictions"] == [
+        {"model_version": v["version"], "predictions": n, "kept_by_backend": True}
+        for v, n in zip(models["versions"], (25, 5), strict=True)
+    ]
 
     # Every plot on disk, and the same bytes inlined in the page.
     html = (out / "index.html").read_text()

@@ -140,6 +140,8 @@ def inputs(tasks: list[Task] | None = None, models: dict[str, Any] | None = None
         metas={t.id: t.meta.get(META_NAMESPACE, {}) for t in tasks},
         users=USERS,
         models=models if models is not None else models_section(VERSIONS_BODY, "http://ml.test"),
+        # LS's counts: the latest version, a pruned one left behind, and the project's own at 0
+        prediction_counts={"20261128T050000.000000Z": 30, "20261127T090000.000000Z": 1500, "": 0},
     )
 
 
@@ -354,6 +356,12 @@ def test_saved_report_files_and_self_contained_page(payload: dict[str, Any], tmp
     assert "20261128T050000.000000Z (latest)" in html
     assert "union-balanced-C10 · calibration platt · CV ECE 0.013" in html
     assert "word-C10: macro-F1 0.770, log-loss 0.190, accuracy 0.910" in html
+    assert payload["models"]["label_studio_predictions"] == [
+        {"model_version": "20261127T090000.000000Z", "predictions": 1500, "kept_by_backend": False},
+        {"model_version": "20261128T050000.000000Z", "predictions": 30, "kept_by_backend": True},
+    ]
+    assert re.search(r"<td>20261127T090000.000000Z</td><td class=\"n\">1500</td><td>no</td>", html)
+    assert "not among the backend's stored versions" in html
 
 
 def test_unwritable_folder_is_an_input_error(payload: dict[str, Any], tmp_path: Path) -> None:
