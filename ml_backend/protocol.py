@@ -50,6 +50,12 @@ def nesting_depth(value: Any, limit: int) -> int:
     return depth
 
 
+def _not_json(constant: str) -> Any:
+    """NaN and ±Infinity: Python's parser takes them, JSON (RFC 8259) and Label Studio do not (LS 1.23.2
+    answers 400 "Out of range float values are not JSON compliant"), so no task it sends holds one."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def parse_json(body: bytes, limits: Limits) -> JSON:
     if not body:
         raise InvalidJSON("the request body is empty; send a JSON object")
@@ -57,7 +63,7 @@ def parse_json(body: bytes, limits: Limits) -> JSON:
         f"the body nests objects and arrays deeper than {limits.max_json_depth} (MAX_JSON_DEPTH)"
     )
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_not_json)
     except RecursionError:  # the parser's own stack limit, far below a body that nests 100,000 deep
         raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:

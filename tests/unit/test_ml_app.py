@@ -105,6 +105,15 @@ def test_trained_backend_predicts_by_position_with_versions(client: FlaskClient,
     [
         ("/predict", b"", 400, "invalid_json", None),
         ("/predict", b"[1, 2]", 400, "invalid_json", None),
+        # not JSON, though Python's parser takes them; LS refuses them too, so no task holds one
+        (
+            "/predict",
+            b'{"project": 1, "label_config": "<View/>", "tasks": [{"data": {"n": NaN}}]}',
+            400,
+            "invalid_json",
+            None,
+        ),
+        ("/score", b'{"project": 1, "tasks": [{"id": -Infinity, "data": {}}]}', 400, "invalid_json", None),
         ("/predict", b'{"project": "1.2", "label_config": "<View/>"}', 422, "invalid_request", "tasks"),
         ("/predict", b'{"project": "x", "label_config": "", "tasks": []}', 422, "invalid_request", "project"),
         (
@@ -142,6 +151,8 @@ def test_bad_requests_get_4xx_json_with_the_field(
     payload = response.json
     assert payload is not None and payload["error"] == error and payload.get("field") == field
     assert "Traceback" not in response.get_data(as_text=True)
+    if b"NaN" in body or b"Infinity" in body:
+        assert "is not a JSON number" in payload["detail"]
 
 
 @pytest.mark.parametrize("project", ["²", "1²", "١٢", "9" * 19, 10**18, -1, True, 1.5, "", ".5"])
