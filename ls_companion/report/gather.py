@@ -250,13 +250,15 @@ def models_section(body: Mapping[str, Any], url: str | None) -> dict[str, Any]:
 
 def ls_predictions(inputs: ReportInputs) -> list[dict[str, Any]]:
     """The model versions that have predictions in Label Studio, with whether the backend still keeps
-    each: a version it pruned whose predictions are over PRUNE_PREDICTIONS_MAX stays in Label Studio
-    (deleting them locks the project), and this is where a team sees it."""
+    each (None when the backend was not read): a version it pruned whose predictions are over
+    PRUNE_PREDICTIONS_MAX stays in Label Studio (deleting them holds up the project's saves), and this
+    is where a team sees it."""
+    available = bool(inputs.models.get("available"))
     kept = {v.get("version") for v in inputs.models.get("versions") or ()}
     return [
-        {"model_version": version, "predictions": count, "kept_by_backend": version in kept}
-        for version, count in sorted(inputs.prediction_counts.items())
-        if count > 0
+        {"model_version": v, "predictions": n, "kept_by_backend": (v in kept) if available else None}
+        for v, n in sorted(inputs.prediction_counts.items())
+        if n > 0
     ]
 
 

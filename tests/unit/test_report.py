@@ -38,6 +38,7 @@ from ls_companion.report.gather import (
     fetch_models,
     labels_of,
     models_section,
+    no_models,
     stored_tasks,
 )
 from ls_companion.report.plots import no_data, render_plots
@@ -362,6 +363,8 @@ def test_saved_report_files_and_self_contained_page(payload: dict[str, Any], tmp
     ]
     assert re.search(r"<td>20261127T090000.000000Z</td><td class=\"n\">1500</td><td>no</td>", html)
     assert "not among the backend's stored versions" in html
+    unread = build_report(inputs(models=no_models("not read")), methods=FAST)["models"]
+    assert [p["kept_by_backend"] for p in unread["label_studio_predictions"]] == [None, None]
 
 
 def test_unwritable_folder_is_an_input_error(payload: dict[str, Any], tmp_path: Path) -> None:
