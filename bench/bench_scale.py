@@ -2,6 +2,9 @@
 pre-labelling and write-back, each next to its naive path measured in the same run.
 
 Per database: import ``--tasks`` tasks (10 % of them with 3 annotations, in bulk import requests), then
+- a training's listing: what the backend's training lists from Label Studio (the annotated tasks, then
+  the first ``PREDICT_AFTER_TRAINING`` unlabeled ones) next to every task with its data and
+  annotations, as it listed before (``--listing-only`` stops there);
 - pre-labelling: ``prelabel`` (``--via import``: chunks through the backend's /predict and bulk imports)
   of every task, next to serial single-task prediction creation (Label Studio's action on one task at
   a time, on a sample) and, last, one ``retrieve_tasks_predictions`` over as many new tasks in a second
@@ -31,6 +34,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from ls_companion.settings import Settings
 from ls_companion.sync.engine import sync_inline
 from ls_companion.sync.options import SyncOptions
 from ls_companion.sync.writeback import MetaUpdate, send_updates
+from ml_backend.settings import BackendSettings
 from tests.harness.ml_backend import train_model
 
 CONFIG = """<View><Text name="text" value="$text"/>
@@ -107,6 +112,38 @@ def build(client: LabelStudioClient, n_tasks: int, users: list[int]) -> tuple[in
     return project.id, ids, time.perf_counter() - started
 
 
+def bench_training_listing(client: LabelStudioClient, project_id: int, rounds: int = 3) -> None:
+    """What a training run of the backend lists from Label Studio: every task with its data and
+    annotations (before 2026-12-07) against the annotated tasks, then the first PREDICT_AFTER_TRAINING
+    unlabeled ones (now), alternated; the median of each and its ratio."""
+    predict = BackendSettings().predict_after_training
+
+    def every_task() -> int:
+        return sum(1 for _ in client.list_tasks(project_id, data=True, annotations=True))
+
+    def annotated_then_unlabeled() -> int:
+        annotated = sum(1 for _ in client.list_tasks(project_id, data=True, annotations=True, annotated=True))
+        unlabeled = client.list_tasks(project_id, annotations=False, annotated=False)
+        return annotated + sum(1 for _ in islice(unlabeled, predict))
+
+    seconds: dict[str, list[float]] = {"every task": [], "annotated + unlabeled": []}
+    listed: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, listing in (
+            ("every task", every_task),
+            ("annotated + unlabeled", annotated_then_unlabeled),
+        ):
+            started = time.perf_counter()
+            listed[name] = listing()
+            seconds[name].append(time.perf_counter() - started)
+    before, now = (statistics.median(seconds[k]) for k in ("every task", "annotated + unlabeled"))
+    say(
+        f"  a training's listing: every task {listed['every task']} in {before:.1f} s; annotated and "
+        f"the first {predict} unlabeled {listed['annotated + unlabeled']} in {now:.1f} s "
+        f"({now / before:.2f}x; median of {rounds}, alternated)"
+    )
+
+
 def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> MLBackendProcess:
     """Our ML backend, trained on the project's annotated tasks (``ml-backend train``), served."""
     model_dir = root / "models"
@@ -120,8 +157,8 @@ def trained_backend(server: LabelStudioProcess, project_id: int, root: Path) -> 
         env={"PREDICT_AFTER_TRAINING": "0", "SELECTION_BUDGET_SECONDS": "5"},
         timeout=1800,
     )
-    # No training while the write-back is measured: each new annotation counts towards one, and on
-    # 100,000 tasks a training lists them all from Label Studio for ~3 minutes, beside the sync's PATCHes.
+    # No training while the write-back is measured: each new annotation counts towards one, and a
+    # training's listing and model selection would run beside the sync's PATCHes.
     quiet = {
         "PREDICT_AFTER_TRAINING": "0",
         "TRAIN_EVERY_N_ANNOTATIONS": "1000000",
@@ -229,7 +266,7 @@ def bench_sync(
         )
 
 
-def bench_database(database: str, n_tasks: int, dedicated: bool) -> None:
+def bench_database(database: str, n_tasks: int, dedicated: bool, listing_only: bool = False) -> None:
     say(f"\n--- Label Studio under gunicorn on {database}, {n_tasks} tasks ---")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp)
@@ -250,6 +287,9 @@ def bench_database(database: str, n_tasks: int, dedicated: bool) -> None:
             ]
             project_id, ids, seconds = build(client, n_tasks, users)
             say(f"  import: {len(ids)} tasks ({n_tasks // 10} with 3 annotations) in {seconds:.1f} s")
+            bench_training_listing(client, project_id)
+            if listing_only:
+                return
             started = time.perf_counter()
             backend = trained_backend(server, project_id, root)
             if dedicated and backend.process is not None:
@@ -285,9 +325,14 @@ def main() -> None:
     parser.add_argument(
         "--dedicated", action="store_true", help="raise the servers' CPU share as on hosts of their own"
     )
+    parser.add_argument(
+        "--listing-only",
+        action="store_true",
+        help="stop after a training's listing (import, then the listings)",
+    )
     args = parser.parse_args()
     for database in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
-        bench_database(database, args.tasks, args.dedicated)
+        bench_database(database, args.tasks, args.dedicated, args.listing_only)
 
 
 if __name__ == "__main__":

@@ -140,22 +140,22 @@ def merge_meta(
     return {**current, namespace: merged_ours}
 
 
-def updated_since_query(since: datetime | str) -> JSON:
-    """The Data Manager filter selecting tasks updated strictly after ``since``."""
-    value = format_filter_time(since) if isinstance(since, datetime) else since
-    return {
-        "filters": {
-            "conjunction": "and",
-            "items": [
-                {
-                    "filter": "filter:tasks:updated_at",
-                    "operator": "greater",
-                    "type": "Datetime",
-                    "value": value,
-                }
-            ],
-        }
-    }
+def tasks_query(*, updated_since: datetime | str | None = None, annotated: bool | None = None) -> JSON:
+    """The Data Manager filters selecting tasks updated strictly after ``updated_since`` and, with
+    ``annotated``, those with (True) or without (False) an annotation that was not cancelled: LS's
+    ``total_annotations`` leaves cancelled ones out (measured on 1.23.2), as ``is_labeled`` does."""
+    items: list[JSON] = []
+    if updated_since is not None:
+        value = format_filter_time(updated_since) if isinstance(updated_since, datetime) else updated_since
+        items.append(
+            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}
+        )
+    if annotated is not None:
+        operator = "greater" if annotated else "equal"
+        items.append(
+            {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
+        )
+    return {"filters": {"conjunction": "and", "items": items}} if items else {}
 
 
 def _not_json(exc: ApiError) -> bool:
@@ -377,13 +377,15 @@ class LabelStudioClient:
         predictions: bool = False,
         prediction_results: bool = True,
         updated_since: datetime | str | None = None,
+        annotated: bool | None = None,
         task_ids: Sequence[int] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[Task]:
         """The project's tasks in id order, with only the fields asked for.
 
         Ordered by id so that a task updated while we page can only show up twice, never be skipped.
-        ``prediction_results=False`` lists predictions with their id and model version only.
+        ``prediction_results=False`` lists predictions with their id and model version only;
+        ``annotated`` keeps the tasks with (True) or without (False) an annotation not cancelled.
         """
         include = list(_TASK_FIELDS)
         if data:
@@ -401,11 +403,12 @@ class LabelStudioClient:
                     predictions=predictions,
                     prediction_results=prediction_results,
                     updated_since=updated_since,
+                    annotated=annotated,
                     task_ids=task_ids[start : start + MAX_IDS_PER_QUERY],
                     page_size=page_size,
                 )
             return
-        query: JSON = updated_since_query(updated_since) if updated_since is not None else {}
+        query = tasks_query(updated_since=updated_since, annotated=annotated)
         if task_ids is not None:
             if not task_ids:
                 return
@@ -434,7 +437,7 @@ class LabelStudioClient:
             page += 1
 
     def count_tasks(self, project_id: int, *, updated_since: datetime | str | None = None) -> int:
-        query = updated_since_query(updated_since) if updated_since is not None else {}
+        query = tasks_query(updated_since=updated_since)
         body = self._get(
             f"count tasks of project {project_id}",
             "api/tasks/",

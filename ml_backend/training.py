@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
+from itertools import islice
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -266,7 +267,10 @@ class Trainer:
             if not config.controls:
                 reasons = "; ".join(f"{u.name}: {u.reason}" for u in config.unsupported)
                 raise TrainingError(f"the project's config has no control this backend serves ({reasons})")
-            tasks = list(client.list_tasks(project_id, data=True, annotations=True))
+            # Only the annotated tasks carry training data; the unlabeled ones to predict are listed
+            # after publishing, up to PREDICT_AFTER_TRAINING (100,000 tasks, 10,000 of them annotated:
+            # 117 s to list whole, 27 s this way; docs/scale.md).
+            tasks = list(client.list_tasks(project_id, data=True, annotations=True, annotated=True))
             backends = client.list_ml_backends(project_id)
             bundle, reports, skipped, oof = self._fit_all(config, tasks, media)
             before = set(self.store.version_names(project_id))
@@ -280,7 +284,7 @@ class Trainer:
                     "skipped_controls": skipped,
                     "libraries": library_versions(),
                     "training": {
-                        "tasks": len(tasks),
+                        "tasks": client.count_tasks(project_id),
                         "annotated_tasks": sum(1 for t in tasks if is_labeled(t)),
                         "data_fetched_at": started,
                         "seconds": round(time.time() - started, 3),
@@ -290,7 +294,7 @@ class Trainer:
             )
             loaded = LoadedModel(project_id, info["version"], bundle, info)
             removed = sorted(before - set(self.store.version_names(project_id)))
-            synced = self._sync_label_studio(client, project, config, loaded, tasks, removed, backends, media)
+            synced = self._sync_label_studio(client, project, config, loaded, removed, backends, media)
         finally:
             client.close()
             media.close()
@@ -336,15 +340,19 @@ class Trainer:
         project: Project,
         config: ParsedConfig,
         loaded: LoadedModel,
-        tasks: Sequence[Task],
         removed_versions: Sequence[str],
         backends: Sequence[MLBackend],
         media: MediaFetcher,
     ) -> dict[str, Any]:
+        from ls_companion.client import DEFAULT_PAGE_SIZE
+
         report: dict[str, Any] = {"predictions_pushed": 0, "project_model_version": project.model_version}
         limit = self.settings.predict_after_training
         if limit:
-            todo = [t for t in tasks if not is_labeled(t)][:limit]
+            unlabeled = client.list_tasks(
+                project.id, annotations=False, annotated=False, page_size=min(limit, DEFAULT_PAGE_SIZE)
+            )
+            todo = list(islice(unlabeled, limit))
             predictions = predict_tasks(
                 serving_controls(loaded, config),
                 loaded.version,

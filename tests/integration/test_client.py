@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -61,6 +62,28 @@ def test_list_tasks_returns_annotations_and_filters_by_update_time(ls_client: La
     assert annotation.was_cancelled is False
     assert ls_client.count_tasks(project.id) == 25
     assert [t.id for t in ls_client.list_tasks(project.id, task_ids=[ids[1], ids[2]])] == ids[1:3]
+
+
+def test_list_tasks_keeps_the_annotated_or_the_unlabeled_ones(ls_client: LabelStudioClient) -> None:
+    """``annotated`` filters on LS's ``total_annotations``, which counts no cancelled annotation, as the
+    backend's ``is_labeled`` does: a task whose only annotation was cancelled is still unlabeled."""
+    project = new_project(ls_client, "annotated")
+    ids = ls_client.import_tasks(
+        project.id,
+        [
+            {"data": {"text": "imported with one"}, "annotations": [{"result": choice("ham")}]},
+            {"data": {"text": "none"}},
+            {"data": {"text": "cancelled"}, "annotations": [{"result": [], "was_cancelled": True}]},
+            {"data": {"text": "annotated later"}},
+        ],
+    )
+    ls_client.create_annotation(ids[3], choice("spam"))
+    annotated = list(ls_client.list_tasks(project.id, annotated=True, page_size=1))
+    assert [(t.id, len(t.annotations)) for t in annotated] == [(ids[0], 1), (ids[3], 1)]
+    unlabeled = ls_client.list_tasks(
+        project.id, annotated=False, updated_since=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    assert [t.id for t in unlabeled] == [ids[1], ids[2]]
 
 
 def test_predictions_import_in_bulk(ls_client: LabelStudioClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ls_companion.client import merge_meta, updated_since_query
+from ls_companion.client import merge_meta, tasks_query
 
 
 def test_merge_meta_keeps_foreign_keys_and_merges_our_namespace() -> None:
@@ -23,13 +23,19 @@ def test_merge_meta_replaces_a_foreign_scalar_under_our_key() -> None:
     assert merge_meta({}, {"a": 1}, namespace="x") == {"x": {"a": 1}}
 
 
-def test_updated_since_query_is_the_data_manager_filter() -> None:
-    query = updated_since_query("2026-01-01T00:00:00Z")
-    item = query["filters"]["items"][0]
-    assert item == {
+def test_tasks_query_is_the_data_manager_filter() -> None:
+    updated = {
         "filter": "filter:tasks:updated_at",
         "operator": "greater",
         "type": "Datetime",
         "value": "2026-01-01T00:00:00Z",
     }
-    json.dumps(query)
+    assert tasks_query(updated_since="2026-01-01T00:00:00Z") == {
+        "filters": {"conjunction": "and", "items": [updated]}
+    }
+    annotated = {"filter": "filter:tasks:total_annotations", "type": "Number", "value": 0}
+    both = tasks_query(updated_since="2026-01-01T00:00:00Z", annotated=True)
+    assert both["filters"]["items"] == [updated, {**annotated, "operator": "greater"}]
+    assert tasks_query(annotated=False)["filters"]["items"] == [{**annotated, "operator": "equal"}]
+    assert tasks_query() == {}
+    json.dumps(both)
