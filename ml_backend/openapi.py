@@ -221,6 +221,11 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
                             "kind": {"enum": ["single", "multi", "spans"]},
                             "classes": {"type": "array", "items": {"type": "string"}},
                             "items": {"type": "array", "items": _ref("ScoreItem")},
+                            "skipped": {
+                                "type": "array",
+                                "items": _object({"id": _SCALAR, "field": {"type": "string"}}),
+                                "description": "Tasks left out: their image could not be fetched or decoded",
+                            },
                         }
                     )
                 ),

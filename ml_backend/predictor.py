@@ -7,7 +7,7 @@ lowest confidence among those controls (the least certain control decides the ta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,7 @@ def predict_tasks(
 
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
-    """Scores of a batch for one control; arrays are in input order."""
+    """Scores of a batch for one control; arrays are in input order, without the skipped tasks."""
 
     model_version: str
     control: str
@@ -113,6 +113,8 @@ class ScoreResult:
     margin: FloatArray
     entropy: FloatArray
     score: FloatArray
+    #: Tasks not scored because their media could not be fetched or decoded: ``{"id", "field"}``.
+    skipped: list[JSON] = field(default_factory=list)
 
     def items(self) -> list[JSON]:
         lc, mg, en, sc = (_round(a) for a in (self.least_confidence, self.margin, self.entropy, self.score))
@@ -133,6 +135,7 @@ class ScoreResult:
             "kind": self.kind,
             "classes": list(self.classes),
             "items": self.items(),
+            "skipped": self.skipped,
         }
 
 
@@ -171,31 +174,52 @@ class Scorer:
     def classes(self) -> tuple[str, ...]:
         return self.trained.classes
 
-    def score_texts(self, texts: Sequence[Any], ids: Sequence[Any] | None = None) -> ScoreResult:
+    def score_texts(
+        self, texts: Sequence[Any], ids: Sequence[Any] | None = None, skipped: Sequence[JSON] = ()
+    ) -> ScoreResult:
         """Scores of model inputs (texts, or decoded images for an Image control)."""
-        output = self.trained.predict(texts)
-        unc = output.uncertainty
+        if texts:
+            output = self.trained.predict(texts)
+            unc = output.uncertainty
+            proba, measures = output.probabilities, (unc.least_confidence, unc.margin, unc.entropy, unc.score)
+        else:  # every task of the batch skipped
+            proba = None if self.kind == "spans" else np.zeros((0, len(self.classes)))
+            measures = (np.zeros(0),) * 4
         return ScoreResult(
-            model_version=self.model_version,
-            control=self.control,
-            kind=self.kind,
-            classes=self.classes,
-            ids=list(ids) if ids is not None else list(range(len(texts))),
-            probabilities=output.probabilities,
-            least_confidence=unc.least_confidence,
-            margin=unc.margin,
-            entropy=unc.entropy,
-            score=unc.score,
+            self.model_version,
+            self.control,
+            self.kind,
+            self.classes,
+            list(ids) if ids is not None else list(range(len(texts))),
+            proba,
+            *measures,
+            skipped=list(skipped),
         )
 
     def score_tasks(
         self, tasks: Sequence[Mapping[str, Any]], media: MediaFetcher | None = None
     ) -> ScoreResult:
-        """Score ``[{"id": ..., "data": {...}}, ...]``; every task needs the control's input."""
+        """Score ``[{"id": ..., "data": {...}}, ...]``; every task needs the control's input.
+
+        A task without it is a bad request (422). One whose image is given but cannot be fetched or
+        decoded (logged) is left out and listed in ``skipped``: a dead link in a large pool of remote
+        images must not stop the whole scan."""
         spec = self.trained.spec
         inputs = read_inputs(spec, tasks, media)
-        for k, value in enumerate(inputs):
-            if value is None:
-                what = "a text" if spec.object_tag == "Text" else f"a usable {spec.object_tag.lower()}"
-                raise InvalidRequest(f"{what} is required", field=f"tasks[{k}].data.{self.value_key}")
-        return self.score_texts(inputs, [task.get("id") for task in tasks])
+        scored, skipped = [], []
+        for k, (task, value) in enumerate(zip(tasks, inputs, strict=True)):
+            field_path = f"tasks[{k}].data.{self.value_key}"
+            if value is not None:
+                scored.append((task.get("id"), value))
+            elif spec.object_tag == "Text" or not _given(task, self.value_key):
+                what = "a text" if spec.object_tag == "Text" else f"an {spec.object_tag.lower()}"
+                raise InvalidRequest(f"{what} is required", field=field_path)
+            else:
+                skipped.append({"id": task.get("id"), "field": field_path})
+        return self.score_texts([v for _, v in scored], [i for i, _ in scored], skipped)
+
+
+def _given(task: Mapping[str, Any], key: str) -> bool:
+    data = task.get("data")
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return isinstance(value, str) and bool(value)

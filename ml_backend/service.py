@@ -142,7 +142,7 @@ class BackendService:
         if loaded is None:
             raise NotTrained(f"project {request.project_id} has no trained model yet")
         result = Scorer(loaded, request.control).score_tasks(request.tasks, self.media(request.project_id))
-        self.metrics.inc("ml_backend_scored_items_total", len(request.tasks))
+        self.metrics.inc("ml_backend_scored_items_total", len(result.ids))  # not the skipped ones
         return result
 
     def versions(self, project_id: int | None) -> JSON:

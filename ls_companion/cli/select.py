@@ -48,6 +48,12 @@ def _render(report: SelectReport) -> Callable[[Console], None]:
             f"pool: {report.pool_rows} rows, {report.pool_eligible} eligible.",
             highlight=False,
         )
+        if report.pool_unscorable:
+            out.print(
+                f"Left out {report.pool_unscorable} pool rows whose image the ML backend could not fetch "
+                "or decode (see its log).",
+                highlight=False,
+            )
         if report.clusters_written:
             out.print(f"Wrote the cluster id of {report.clusters_written} predictions.")
         if report.dry_run and report.items:

@@ -106,6 +106,8 @@ class SelectReport:
     gold_records_repaired: int = 0
     pool_rows: int = 0
     pool_eligible: int = 0
+    #: Pool rows the backend could not score (an image it could not fetch or decode): not selectable.
+    pool_unscorable: int = 0
     dry_run: bool = False
     nothing_to_do: bool = False
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -268,6 +270,7 @@ def _report(ctx: _Context, decision: RoundDecision, scan: PoolScan | None, strat
         in_round_before=len(decision.members),
         pool_rows=scan.rows_read if scan is not None else 0,
         pool_eligible=len(scan.pool) if scan is not None else 0,
+        pool_unscorable=scan.unscorable if scan is not None else 0,
         dry_run=ctx.request.dry_run,
     )
 
@@ -289,14 +292,18 @@ def _build_tasks(
     )
     gold_by_id = {g.source_id: g for g in ctx.gold}
     gold_items = [gold_by_id[p.source_id] for p in items if p.role == "gold"]
-    gold_row = {g.source_id: k for k, g in enumerate(gold_items)}
     gold_scores = _score_gold(scorer, gold_items) if scan.pool.has_model else None
+    # a gold item the backend could not score (its image) is imported without a pre-label
+    scored_gold = gold_scores.scored_ids([g.source_id for g in gold_items]) if gold_scores else []
+    gold_row = {sid: k for k, sid in enumerate(scored_gold)}
+    gold_data = {g.source_id: g.data for g in gold_items}
     measure = str(getattr(ctx.strategy, "measure", "entropy"))
     tasks = []
     for item in items:
         if item.role == "gold":
-            k = gold_row[item.source_id]
-            data, scores = dict(gold_items[k].data), _scores_of(gold_scores, k)
+            k = gold_row.get(item.source_id)
+            data = dict(gold_data[item.source_id])
+            scores = _scores_of(gold_scores, k) if k is not None else None
         else:
             i = index[item.source_id]
             data, scores = item_data(rows[int(scan.positions[i])], request.id_column), _pool_scores(scan, i)

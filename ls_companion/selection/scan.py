@@ -66,6 +66,8 @@ class PoolScan:
     control: str | None = None
     rows_read: int = 0
     excluded: int = 0
+    #: Rows the scorer could not score (an image the backend could not fetch or decode): left out.
+    unscorable: int = 0
     duplicates: int = 0
 
     @property
@@ -198,6 +200,7 @@ class _Scored:
     keep: list[int]
     ids: list[str]
     batch: ScoreBatch | None
+    unscorable: int = 0  # rows the scorer skipped (an image it could not fetch): dropped from keep
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,10 @@ class _ChunkScorer:
             batch = self.scorer.score(
                 [{"id": sids[i], "data": item_data(rows[i], self.id_column)} for i in keep]
             )
-        return _Scored(keep, ids, batch)
+        if batch is None or not batch.skipped:
+            return _Scored(keep, ids, batch)
+        scored = [k for k, sid in enumerate(ids) if sid not in batch.skipped]
+        return _Scored([keep[k] for k in scored], [ids[k] for k in scored], batch, len(ids) - len(scored))
 
 
 def scan_pool(
@@ -237,15 +243,16 @@ def scan_pool(
     keeper = _Candidates(options.candidates) if options.keep_candidates else None
     if keeper is not None and options.text_column is None:
         raise InputError("diversity and hybrid need the text of each item: set --text-column")
-    rows_read = excluded = 0
+    rows_read = excluded = unscorable = 0
     pending: deque[tuple[list[Row], int, Future[_Scored]]] = deque()
     in_flight = options.workers if options.workers > 1 else 0  # chunks read ahead while workers score
 
     def consume() -> None:
-        nonlocal excluded, keeper
+        nonlocal excluded, unscorable, keeper
         rows, offset, future = pending.popleft()
         scored = future.result()
-        excluded += len(rows) - len(scored.keep)
+        excluded += len(rows) - len(scored.keep) - scored.unscorable
+        unscorable += scored.unscorable
         if not scored.keep:
             return
         start = acc.size
@@ -271,7 +278,7 @@ def scan_pool(
                 on_rows(len(rows))
         while pending:
             consume()
-    return _finish(acc, keeper, options, rows_read, excluded)
+    return _finish(acc, keeper, options, rows_read, excluded, unscorable)
 
 
 # A worker process's copy of the chunk scorer (set once by the pool's initializer).
@@ -341,7 +348,12 @@ def _offer(
 
 
 def _finish(
-    acc: _Accumulator, keeper: _Candidates | None, options: ScanOptions, rows_read: int, excluded: int
+    acc: _Accumulator,
+    keeper: _Candidates | None,
+    options: ScanOptions,
+    rows_read: int,
+    excluded: int,
+    unscorable: int,
 ) -> PoolScan:
     ids = np.concatenate(acc.ids) if acc.ids else np.zeros(0, dtype=np.str_)
     _, first = np.unique(ids, return_index=True)
@@ -364,6 +376,7 @@ def _finish(
         control=acc.control,
         rows_read=rows_read,
         excluded=excluded,
+        unscorable=unscorable,
         duplicates=len(ids) - len(unique_rows),
     )
     if keeper is not None:

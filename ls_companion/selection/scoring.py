@@ -34,7 +34,10 @@ _KINDS = ("single", "multi", "spans")
 
 @dataclass(frozen=True)
 class ScoreBatch:
-    """Scores of items, in the order they were sent: the three measures, confidence, probabilities."""
+    """Scores of items, in the order they were sent: the three measures, confidence, probabilities.
+
+    ``skipped``: ids of items the backend could not score (an image it could not fetch or decode); the
+    rows are those of the other items, in order."""
 
     model_version: str
     kind: Kind
@@ -43,6 +46,11 @@ class ScoreBatch:
     confidence: FloatArray
     proba: NDArray[np.floating[Any]] | None = None
     control: str | None = None
+    skipped: frozenset[str] = frozenset()
+
+    def scored_ids(self, ids: Sequence[str]) -> list[str]:
+        """Of the ids sent, those that have a row, in row order."""
+        return [i for i in ids if i not in self.skipped] if self.skipped else list(ids)
 
     def __len__(self) -> int:
         return int(self.confidence.shape[0])
@@ -239,8 +247,17 @@ def parse_score_response(body: Any, ids: Sequence[str]) -> ScoreBatch:
         raise _invalid(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
     classes = tuple(str(c) for c in body.get("classes") or ())
     rows = body["items"]
-    if [str(r.get("id")) if isinstance(r, Mapping) else None for r in rows] != list(ids):
-        raise _invalid(f"items must answer the {len(ids)} tasks sent, in order")
+    skipped_rows = body.get("skipped") or []
+    if not isinstance(skipped_rows, list) or not all(isinstance(r, Mapping) for r in skipped_rows):
+        raise _invalid("'skipped' must be a list of objects")
+    skipped = frozenset(str(r.get("id")) for r in skipped_rows)
+    answered = [str(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
+    if answered != [i for i in ids if i not in skipped] or not skipped <= set(ids):
+        raise _invalid(f"items and skipped must answer the {len(ids)} tasks sent, in order")
+    if skipped:
+        log.warning(
+            "the ML backend could not score %d item(s) (see its log): %s", len(skipped), sorted(skipped)[:5]
+        )
     try:
         measures = {m: np.array([float(r[m]) for r in rows], dtype=np.float64) for m in MEASURES}
         confidence = np.array([float(r["score"]) for r in rows], dtype=np.float64)
@@ -259,6 +276,7 @@ def parse_score_response(body: Any, ids: Sequence[str]) -> ScoreBatch:
         confidence=confidence,
         proba=proba,
         control=str(body["control"]) if body.get("control") else None,
+        skipped=skipped,
     )
 
 
@@ -276,4 +294,5 @@ def concat_batches(batches: Sequence[ScoreBatch]) -> ScoreBatch:
         confidence=np.concatenate([b.confidence for b in batches]),
         proba=None if any(p is None for p in probas) else np.concatenate(cast(list[Any], probas)),
         control=first.control,
+        skipped=frozenset().union(*(b.skipped for b in batches)),
     )

@@ -248,18 +248,23 @@ def test_select_ranks_an_image_pool_with_the_backend_and_cold_starts_without_clu
     pool = tmp_path / "pool.csv"
     with serve_folder(folder) as base:
         urls = sorted(f"{base}/{p.name}" for p in folder.iterdir())
-        pool.write_text("image\n" + "\n".join(urls) + "\n", encoding="utf-8")
+        (folder / "broken.png").write_bytes(b"not an image")
+        dead = [f"{base}/broken.png", f"{base}/missing.png"]  # one undecodable, one 404
+        pool.write_text("image\n" + "\n".join([dead[0], *urls, dead[1]]) + "\n", encoding="utf-8")
         scorer = HttpScorer(backend.url, digits.project.id, auth=AUTH)
         try:
             request = SelectRequest(
                 digits.project.id, pool, batch=5, random_fraction=0.0, with_predictions=True
             )
             report = run_select(ls_client, scorer, request, data_dir=tmp_path / "data")
-            scores = scorer.score([{"id": u, "data": {"image": u}} for u in urls])
+            scores = scorer.score([{"id": u, "data": {"image": u}} for u in [dead[0], *urls, dead[1]]])
         finally:
             scorer.close()
     assert (report.strategy, report.model_version, report.imported) == ("entropy", digits.version, 5)
+    # The images the backend could not fetch or decode are left out of the scan, not fatal to it.
+    assert (report.pool_rows, report.pool_eligible, report.pool_unscorable) == (len(urls) + 2, len(urls), 2)
     assert scores is not None and scores.proba is not None
+    assert scores.skipped == frozenset(dead) and len(scores) == len(urls)
     entropy = dict(zip(urls, scores.measures["entropy"].tolist(), strict=True))
     ours = [
         t

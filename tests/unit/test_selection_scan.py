@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +19,7 @@ from ls_companion.projectdata import GoldRecord, GoldStore, gold_store_path
 from ls_companion.selection.gold import check_answers, read_gold
 from ls_companion.selection.prelabel import find_control, prediction, project_controls
 from ls_companion.selection.scan import ScanOptions, fetch_rows, image_reference_problem, scan_pool
-from ls_companion.selection.scoring import SklearnScorer
+from ls_companion.selection.scoring import ScoreBatch, SklearnScorer
 from ls_companion.sources import content_id, read_rows
 from tests.conftest import REPO_ROOT, SHARED_DATASETS
 
@@ -64,6 +67,38 @@ def test_scan_keeps_unique_scored_rows_and_skips_excluded_ones(
         pool_file, {int(scan.positions[9]): str(scan.pool.ids[9])}, id_column=None, chunk_rows=50
     )
     assert content_id(rows[int(scan.positions[9])]) == scan.pool.ids[9]
+
+
+@dataclass
+class SkippingScorer:
+    """A scorer that, like the backend with an image it cannot fetch, leaves some items out."""
+
+    inner: SklearnScorer
+    unscorable: set[str]
+
+    def score(self, items: Sequence[Mapping[str, Any]]) -> ScoreBatch | None:
+        kept = [it for it in items if it["id"] not in self.unscorable]
+        batch = self.inner.score(kept)
+        skipped = frozenset(str(it["id"]) for it in items) & self.unscorable
+        return None if batch is None else replace(batch, skipped=frozenset(skipped))
+
+
+def test_rows_the_scorer_cannot_score_are_left_out_and_counted(
+    tmp_path: Path, sms: list[dict[str, str]], scorer: SklearnScorer
+) -> None:
+    texts = list(dict.fromkeys(r["text"] for r in sms[:100]))
+    pool_file = _write_pool(tmp_path / "pool.csv", texts)
+    ids = [content_id({"text": t}) for t in texts]
+    dead = {ids[0], ids[10], ids[11]}
+    excluded = {ids[20]}
+    for workers in (1, 2):
+        options = ScanOptions(chunk_rows=7, workers=workers)
+        scan = scan_pool(pool_file, SkippingScorer(scorer, dead), exclude=excluded, options=options)
+        assert scan.pool.ids.tolist() == [i for i in ids if i not in dead | excluded]
+        assert (scan.rows_read, scan.excluded, scan.unscorable) == (len(texts), 1, 3)
+        direct = scorer.score_texts([texts[1], texts[2]])
+        assert direct is not None
+        assert scan.pool.measures["entropy"][:2] == pytest.approx(direct.measures["entropy"])
 
 
 def test_candidates_do_not_depend_on_the_chunk_size(

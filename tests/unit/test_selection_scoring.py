@@ -21,7 +21,13 @@ import pytest
 from ls_companion.client import RetryPolicy
 from ls_companion.errors import BackendUnavailable
 from ls_companion.selection.scan import ScanOptions, scan_pool
-from ls_companion.selection.scoring import HttpScorer, ScoreBatch, SklearnScorer, parse_score_response
+from ls_companion.selection.scoring import (
+    HttpScorer,
+    ScoreBatch,
+    SklearnScorer,
+    concat_batches,
+    parse_score_response,
+)
 from ls_companion.sources import read_rows
 from tests.conftest import SHARED_DATASETS
 
@@ -196,6 +202,19 @@ def test_score_answers_are_checked() -> None:
         parse_score_response({**good, "kind": "boxes"}, ["a"])
     with pytest.raises(BackendUnavailable, match="lacks a number"):
         parse_score_response({**good, "items": [{"id": "a", "score": 1}]}, ["a"])
+    # Items the backend could not score (their image) are listed apart; the rows are the others'.
+    skipped = {**good, "skipped": [{"id": "b", "field": "tasks[1].data.image"}]}
+    batch = parse_score_response(skipped, ["a", "b"])
+    assert (len(batch), batch.skipped, batch.scored_ids(["a", "b", "c"])) == (1, frozenset({"b"}), ["a", "c"])
+    with pytest.raises(BackendUnavailable, match="in order"):
+        parse_score_response(skipped, ["a", "b", "c"])  # c neither answered nor skipped
+    with pytest.raises(BackendUnavailable, match="in order"):
+        parse_score_response({**good, "skipped": [{"id": "x"}]}, ["a"])  # skips an item never sent
+    with pytest.raises(BackendUnavailable, match="skipped"):
+        parse_score_response({**good, "skipped": ["b"]}, ["a", "b"])
+    # Merged batches keep every skipped id.
+    merged = concat_batches([batch, parse_score_response({**skipped, "items": []}, ["b"])])
+    assert (len(merged), merged.skipped) == (1, frozenset({"b"}))
 
 
 def test_a_pool_scanned_through_the_backend_with_concurrent_requests(
