@@ -383,9 +383,11 @@ class LabelStudioClient:
     ) -> Iterator[Task]:
         """The project's tasks in id order, with only the fields asked for.
 
-        Ordered by id so that a task updated while we page can only show up twice, never be skipped.
-        ``prediction_results=False`` lists predictions with their id and model version only;
-        ``annotated`` keeps the tasks with (True) or without (False) an annotation not cancelled.
+        Ordered by id so that a task updated while we page can only show up twice, never be skipped
+        (``records.unique_tasks`` keeps one copy). ``prediction_results=False`` lists predictions with
+        their id and model version only. ``annotated`` keeps the tasks with (True) or without (False) an
+        annotation not cancelled; a task whose annotations change while we page, under such a filter,
+        can also be missed.
         """
         include = list(_TASK_FIELDS)
         if data:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +91,15 @@ class Task:
             annotations=tuple(Annotation.from_api(a, task_id) for a in raw.get("annotations") or ()),
             predictions=tuple(Prediction.from_api(p, task_id) for p in raw.get("predictions") or ()),
         )
+
+
+def unique_tasks(tasks: Iterable[Task]) -> list[Task]:
+    """Listed tasks once each, in first-seen order: a task that changed while we paged (updated, or
+    newly annotated under a filter on annotations) can show up twice; the later copy is kept."""
+    by_id: dict[int, Task] = {}
+    for task in tasks:
+        by_id[task.id] = task
+    return list(by_id.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,3 +82,8 @@ class MediaError(BackendError):
 
     status = 422
     code = "media_error"
+
+
+class MediaUnavailable(MediaError):
+    """This one item's media failed (an HTTP error, too large, not decodable), unlike a reference the
+    backend can never fetch or a missing setup: ``/score`` leaves such an item out and goes on."""

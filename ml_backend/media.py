@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ls_companion.files import write_bytes_atomic
-from ml_backend.errors import MediaError
+from ml_backend.errors import MediaError, MediaUnavailable
 from ml_backend.plugin import ControlSpec
 from ml_backend.settings import BackendSettings
 
@@ -93,15 +93,15 @@ class MediaFetcher:
                         url = urljoin(url, response.headers["location"])
                         continue
                     if response.status_code != 200:
-                        raise MediaError(f"{_short(url)}: HTTP {response.status_code}")
+                        raise MediaUnavailable(f"{_short(url)}: HTTP {response.status_code}")
                     return self._read_limited(response, url)
             except httpx.HTTPError as exc:
-                raise MediaError(f"{_short(url)}: {type(exc).__name__} {exc}".strip()) from None
-        raise MediaError(f"{_short(url)}: more than {_MAX_REDIRECTS} redirects")
+                raise MediaUnavailable(f"{_short(url)}: {type(exc).__name__} {exc}".strip()) from None
+        raise MediaUnavailable(f"{_short(url)}: more than {_MAX_REDIRECTS} redirects")
 
     def _read_limited(self, response: httpx.Response, url: str) -> bytes:
         declared = response.headers.get("content-length", "")
-        too_big = MediaError(f"{_short(url)}: larger than MEDIA_MAX_BYTES ({self.max_bytes} bytes)")
+        too_big = MediaUnavailable(f"{_short(url)}: larger than MEDIA_MAX_BYTES ({self.max_bytes} bytes)")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise too_big
         chunks: list[bytes] = []
@@ -145,13 +145,26 @@ def decode_image(data: bytes, name: str = "image") -> ImageArray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise MediaError(f"{name}: {image.width}x{image.height} pixels is too large")
+                raise MediaUnavailable(f"{name}: {image.width}x{image.height} pixels is too large")
             rgb = ImageOps.exif_transpose(image).convert("RGB")
             return np.asarray(rgb, dtype=np.uint8)
     except MediaError:
         raise
     except Exception as exc:  # Pillow raises many types for a corrupt or unknown file
-        raise MediaError(f"{name}: cannot decode the image ({type(exc).__name__})") from None
+        raise MediaUnavailable(f"{name}: cannot decode the image ({type(exc).__name__})") from None
+
+
+def read_input(spec: ControlSpec, task: Mapping[str, Any], media: MediaFetcher | None) -> Any | None:
+    """The model input of ``task`` for ``spec``: its text, its decoded image, or None when it has no
+    usable value; raises ``MediaError`` when the image cannot be had (``MediaUnavailable``: this one)."""
+    data = task.get("data")
+    value = data.get(spec.value_key) if isinstance(data, Mapping) else None
+    if spec.object_tag != "Image" or not isinstance(value, str) or not value:
+        return value if spec.object_tag == "Text" and isinstance(value, str) else None
+    if media is None:
+        raise MediaError("no media fetcher")
+    task_id = task.get("id")
+    return media.image(value, task_id if isinstance(task_id, int) else None)
 
 
 def read_inputs(
@@ -160,18 +173,10 @@ def read_inputs(
     """The model input of each task for ``spec`` (None: no usable input; media failures are logged)."""
     inputs: list[Any | None] = []
     for task in tasks:
-        data = task.get("data")
-        value = data.get(spec.value_key) if isinstance(data, Mapping) else None
-        if spec.object_tag != "Image" or not isinstance(value, str) or not value:
-            inputs.append(value if spec.object_tag == "Text" and isinstance(value, str) else None)
-            continue
-        task_id = task.get("id")
         try:
-            if media is None:
-                raise MediaError("no media fetcher")
-            inputs.append(media.image(value, task_id if isinstance(task_id, int) else None))
+            inputs.append(read_input(spec, task, media))
         except MediaError as exc:
-            log.warning("task %s: no prediction for %s: %s", task_id, spec.name, exc.detail)
+            log.warning("task %s: no prediction for %s: %s", task.get("id"), spec.name, exc.detail)
             inputs.append(None)
     return inputs
 

@@ -223,7 +223,9 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
                             "items": {"type": "array", "items": _ref("ScoreItem")},
                             "skipped": {
                                 "type": "array",
-                                "items": _object({"id": _SCALAR, "field": {"type": "string"}}),
+                                "items": _object(
+                                    {"index": {"type": "integer"}, "id": _SCALAR, "field": {"type": "string"}}
+                                ),
                                 "description": "Tasks left out: their image could not be fetched or decoded",
                             },
                         }

@@ -6,6 +6,7 @@ lowest confidence among those controls (the least certain control decides the ta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,13 +14,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ml_backend.errors import InvalidRequest, NotTrained
+from ml_backend.errors import InvalidRequest, MediaError, MediaUnavailable, NotTrained
 from ml_backend.labelconfig import ControlSpec, ParsedConfig
-from ml_backend.media import MediaFetcher, read_inputs
+from ml_backend.media import MediaFetcher, read_input, read_inputs
 from ml_backend.models.bundle import TrainedControl
 from ml_backend.registry import plugin_named, pretrained_model
 from ml_backend.store import LoadedModel
 
+log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 FloatArray = NDArray[np.float64]
 
@@ -113,7 +115,7 @@ class ScoreResult:
     margin: FloatArray
     entropy: FloatArray
     score: FloatArray
-    #: Tasks not scored because their media could not be fetched or decoded: ``{"id", "field"}``.
+    #: Tasks not scored because their media could not be fetched or decoded: ``{"index", "id", "field"}``.
     skipped: list[JSON] = field(default_factory=list)
 
     def items(self) -> list[JSON]:
@@ -178,21 +180,29 @@ class Scorer:
         self, texts: Sequence[Any], ids: Sequence[Any] | None = None, skipped: Sequence[JSON] = ()
     ) -> ScoreResult:
         """Scores of model inputs (texts, or decoded images for an Image control)."""
-        if texts:
+        if len(texts):
             output = self.trained.predict(texts)
-            unc = output.uncertainty
-            proba, measures = output.probabilities, (unc.least_confidence, unc.margin, unc.entropy, unc.score)
+            unc, proba = output.uncertainty, output.probabilities
+            least_confidence, margin, entropy, score = (
+                unc.least_confidence,
+                unc.margin,
+                unc.entropy,
+                unc.score,
+            )
         else:  # every task of the batch skipped
             proba = None if self.kind == "spans" else np.zeros((0, len(self.classes)))
-            measures = (np.zeros(0),) * 4
+            least_confidence = margin = entropy = score = np.zeros(0)
         return ScoreResult(
-            self.model_version,
-            self.control,
-            self.kind,
-            self.classes,
-            list(ids) if ids is not None else list(range(len(texts))),
-            proba,
-            *measures,
+            model_version=self.model_version,
+            control=self.control,
+            kind=self.kind,
+            classes=self.classes,
+            ids=list(ids) if ids is not None else list(range(len(texts))),
+            probabilities=proba,
+            least_confidence=least_confidence,
+            margin=margin,
+            entropy=entropy,
+            score=score,
             skipped=list(skipped),
         )
 
@@ -201,25 +211,25 @@ class Scorer:
     ) -> ScoreResult:
         """Score ``[{"id": ..., "data": {...}}, ...]``; every task needs the control's input.
 
-        A task without it is a bad request (422). One whose image is given but cannot be fetched or
-        decoded (logged) is left out and listed in ``skipped``: a dead link in a large pool of remote
-        images must not stop the whole scan."""
+        A task without it, or whose image the backend can never fetch (a reference it does not take, no
+        media setup), is a bad request (422). One whose image fails on its own (an HTTP error, not
+        decodable: ``MediaUnavailable``, logged) is left out and listed in ``skipped`` with its
+        position: a dead link in a large pool of remote images must not stop the whole scan."""
         spec = self.trained.spec
-        inputs = read_inputs(spec, tasks, media)
-        scored, skipped = [], []
-        for k, (task, value) in enumerate(zip(tasks, inputs, strict=True)):
+        ids, inputs, skipped = [], [], []
+        for k, task in enumerate(tasks):
             field_path = f"tasks[{k}].data.{self.value_key}"
-            if value is not None:
-                scored.append((task.get("id"), value))
-            elif spec.object_tag == "Text" or not _given(task, self.value_key):
-                what = "a text" if spec.object_tag == "Text" else f"an {spec.object_tag.lower()}"
+            try:
+                value = read_input(spec, task, media)
+            except MediaUnavailable as exc:
+                log.warning("task %s: not scored for %s: %s", task.get("id"), spec.name, exc.detail)
+                skipped.append({"index": k, "id": task.get("id"), "field": field_path})
+                continue
+            except MediaError as exc:
+                raise InvalidRequest(exc.detail, field=field_path) from None
+            if value is None:
+                what = "a text" if spec.object_tag == "Text" else f"a usable {spec.object_tag.lower()}"
                 raise InvalidRequest(f"{what} is required", field=field_path)
-            else:
-                skipped.append({"id": task.get("id"), "field": field_path})
-        return self.score_texts([v for _, v in scored], [i for i, _ in scored], skipped)
-
-
-def _given(task: Mapping[str, Any], key: str) -> bool:
-    data = task.get("data")
-    value = data.get(key) if isinstance(data, Mapping) else None
-    return isinstance(value, str) and bool(value)
+            ids.append(task.get("id"))
+            inputs.append(value)
+        return self.score_texts(inputs, ids, skipped)

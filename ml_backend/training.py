@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from ls_companion.records import unique_tasks
 from ml_backend.dataset import Consensus, Example, examples, is_labeled, majority_consensus
 from ml_backend.errors import BackendError, TrainingError
 from ml_backend.labelconfig import ControlSpec, ParsedConfig, parse_label_config
@@ -270,7 +271,7 @@ class Trainer:
             # Only the annotated tasks carry training data; the unlabeled ones to predict are listed
             # after publishing, up to PREDICT_AFTER_TRAINING (100,000 tasks, 10,000 of them annotated:
             # 117 s to list whole, 27 s this way; docs/scale.md).
-            tasks = list(client.list_tasks(project_id, data=True, annotations=True, annotated=True))
+            tasks = unique_tasks(client.list_tasks(project_id, data=True, annotations=True, annotated=True))
             backends = client.list_ml_backends(project_id)
             bundle, reports, skipped, oof = self._fit_all(config, tasks, media)
             before = set(self.store.version_names(project_id))
@@ -284,7 +285,7 @@ class Trainer:
                     "skipped_controls": skipped,
                     "libraries": library_versions(),
                     "training": {
-                        "tasks": client.count_tasks(project_id),
+                        "tasks": project.task_number,
                         "annotated_tasks": sum(1 for t in tasks if is_labeled(t)),
                         "data_fetched_at": started,
                         "seconds": round(time.time() - started, 3),

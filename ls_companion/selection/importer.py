@@ -294,8 +294,8 @@ def _build_tasks(
     gold_items = [gold_by_id[p.source_id] for p in items if p.role == "gold"]
     gold_scores = _score_gold(scorer, gold_items) if scan.pool.has_model else None
     # a gold item the backend could not score (its image) is imported without a pre-label
-    scored_gold = gold_scores.scored_ids([g.source_id for g in gold_items]) if gold_scores else []
-    gold_row = {sid: k for k, sid in enumerate(scored_gold)}
+    scored_gold = gold_scores.scored(len(gold_items)) if gold_scores else []
+    gold_row = {gold_items[k].source_id: row for row, k in enumerate(scored_gold)}
     gold_data = {g.source_id: g.data for g in gold_items}
     measure = str(getattr(ctx.strategy, "measure", "entropy"))
     tasks = []

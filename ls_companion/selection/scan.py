@@ -222,8 +222,8 @@ class _ChunkScorer:
             )
         if batch is None or not batch.skipped:
             return _Scored(keep, ids, batch)
-        scored = [k for k, sid in enumerate(ids) if sid not in batch.skipped]
-        return _Scored([keep[k] for k in scored], [ids[k] for k in scored], batch, len(ids) - len(scored))
+        scored = batch.scored(len(ids))
+        return _Scored([keep[k] for k in scored], [ids[k] for k in scored], batch, len(batch.skipped))
 
 
 def scan_pool(

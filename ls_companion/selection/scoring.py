@@ -36,8 +36,8 @@ _KINDS = ("single", "multi", "spans")
 class ScoreBatch:
     """Scores of items, in the order they were sent: the three measures, confidence, probabilities.
 
-    ``skipped``: ids of items the backend could not score (an image it could not fetch or decode); the
-    rows are those of the other items, in order."""
+    ``skipped``: positions (in the items sent) of those the backend could not score (an image it could
+    not fetch or decode); the rows are those of the other items, in order."""
 
     model_version: str
     kind: Kind
@@ -46,11 +46,12 @@ class ScoreBatch:
     confidence: FloatArray
     proba: NDArray[np.floating[Any]] | None = None
     control: str | None = None
-    skipped: frozenset[str] = frozenset()
+    skipped: tuple[int, ...] = ()
 
-    def scored_ids(self, ids: Sequence[str]) -> list[str]:
-        """Of the ids sent, those that have a row, in row order."""
-        return [i for i in ids if i not in self.skipped] if self.skipped else list(ids)
+    def scored(self, n: int) -> list[int]:
+        """Of ``n`` items sent, the positions of those that have a row, in row order."""
+        left_out = set(self.skipped)
+        return [k for k in range(n) if k not in left_out]
 
     def __len__(self) -> int:
         return int(self.confidence.shape[0])
@@ -247,17 +248,14 @@ def parse_score_response(body: Any, ids: Sequence[str]) -> ScoreBatch:
         raise _invalid(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
     classes = tuple(str(c) for c in body.get("classes") or ())
     rows = body["items"]
-    skipped_rows = body.get("skipped") or []
-    if not isinstance(skipped_rows, list) or not all(isinstance(r, Mapping) for r in skipped_rows):
-        raise _invalid("'skipped' must be a list of objects")
-    skipped = frozenset(str(r.get("id")) for r in skipped_rows)
+    skipped = _skipped_positions(body.get("skipped") or [], ids)
+    left_out = set(skipped)
     answered = [str(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
-    if answered != [i for i in ids if i not in skipped] or not skipped <= set(ids):
+    if answered != [i for k, i in enumerate(ids) if k not in left_out]:
         raise _invalid(f"items and skipped must answer the {len(ids)} tasks sent, in order")
     if skipped:
-        log.warning(
-            "the ML backend could not score %d item(s) (see its log): %s", len(skipped), sorted(skipped)[:5]
-        )
+        shown = [ids[k] for k in skipped[:5]]
+        log.warning("the ML backend could not score %d item(s) (see its log), e.g. %s", len(skipped), shown)
     try:
         measures = {m: np.array([float(r[m]) for r in rows], dtype=np.float64) for m in MEASURES}
         confidence = np.array([float(r["score"]) for r in rows], dtype=np.float64)
@@ -280,6 +278,19 @@ def parse_score_response(body: Any, ids: Sequence[str]) -> ScoreBatch:
     )
 
 
+def _skipped_positions(rows: Any, ids: Sequence[str]) -> tuple[int, ...]:
+    """The positions ``/score`` lists under ``skipped``, each naming the id sent there."""
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise _invalid("'skipped' must be a list of objects")
+    positions = []
+    for r in rows:
+        k = r.get("index")
+        if not isinstance(k, int) or not 0 <= k < len(ids) or str(r.get("id")) != ids[k]:
+            raise _invalid(f"'skipped' names no task sent: {dict(r)}")
+        positions.append(k)
+    return tuple(sorted(set(positions)))
+
+
 def concat_batches(batches: Sequence[ScoreBatch]) -> ScoreBatch:
     """One batch from several of the same model (the last model version wins if it changed between them)."""
     first, last = batches[0], batches[-1]
@@ -294,5 +305,11 @@ def concat_batches(batches: Sequence[ScoreBatch]) -> ScoreBatch:
         confidence=np.concatenate([b.confidence for b in batches]),
         proba=None if any(p is None for p in probas) else np.concatenate(cast(list[Any], probas)),
         control=first.control,
-        skipped=frozenset().union(*(b.skipped for b in batches)),
+        skipped=_shifted([b.skipped for b in batches], [len(b) + len(b.skipped) for b in batches]),
     )
+
+
+def _shifted(positions: Sequence[tuple[int, ...]], sizes: Sequence[int]) -> tuple[int, ...]:
+    """Positions within consecutive batches of ``sizes`` items as positions in all of them."""
+    offsets = np.cumsum([0, *sizes[:-1]])
+    return tuple(int(k + offset) for ks, offset in zip(positions, offsets, strict=True) for k in ks)

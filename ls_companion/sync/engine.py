@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from ls_companion.client import LabelStudioClient
 from ls_companion.errors import CompanionError
 from ls_companion.files import read_json, write_json_atomic
 from ls_companion.projectdata import gold_store_path, project_dir
-from ls_companion.records import Project, Task, format_filter_time
+from ls_companion.records import Project, Task, format_filter_time, unique_tasks
 from ls_companion.settings import Settings
 from ls_companion.sync import alerts as alert_log
 from ls_companion.sync.followups import Dispatcher, InlineDispatcher, topup_due, training_due
@@ -111,14 +111,6 @@ class _Stopwatch:
 
 def _now() -> str:
     return format_filter_time(datetime.now(UTC))
-
-
-def _dedupe(tasks: Iterable[Task]) -> list[Task]:
-    """Listed tasks by id; a task updated while we paged can show up twice: keep the later copy."""
-    by_id: dict[int, Task] = {}
-    for task in tasks:
-        by_id[task.id] = task
-    return list(by_id.values())
 
 
 def _score(
@@ -250,7 +242,7 @@ def run_sync(
         relist = full or (oof_version is not None and oof_version != state.oof_version)
         since = None if relist else list_since(state.watermark, options.overlap_seconds)
         listing_started = ctx.client.server_time()
-        listed = _dedupe(ctx.client.list_tasks(project_id, updated_since=since))
+        listed = unique_tasks(ctx.client.list_tasks(project_id, updated_since=since))
     result = SyncResult(project_id, ctx.dispatcher.mode, full, _now(), listed_since=since, timings=timings)
     result.watermark_before = state.watermark
     result.tasks_listed = len(listed)

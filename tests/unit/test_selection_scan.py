@@ -77,10 +77,9 @@ class SkippingScorer:
     unscorable: set[str]
 
     def score(self, items: Sequence[Mapping[str, Any]]) -> ScoreBatch | None:
-        kept = [it for it in items if it["id"] not in self.unscorable]
-        batch = self.inner.score(kept)
-        skipped = frozenset(str(it["id"]) for it in items) & self.unscorable
-        return None if batch is None else replace(batch, skipped=frozenset(skipped))
+        batch = self.inner.score([it for it in items if it["id"] not in self.unscorable])
+        skipped = tuple(k for k, it in enumerate(items) if it["id"] in self.unscorable)
+        return None if batch is None else replace(batch, skipped=skipped)
 
 
 def test_rows_the_scorer_cannot_score_are_left_out_and_counted(

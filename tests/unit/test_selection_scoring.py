@@ -202,19 +202,23 @@ def test_score_answers_are_checked() -> None:
         parse_score_response({**good, "kind": "boxes"}, ["a"])
     with pytest.raises(BackendUnavailable, match="lacks a number"):
         parse_score_response({**good, "items": [{"id": "a", "score": 1}]}, ["a"])
-    # Items the backend could not score (their image) are listed apart; the rows are the others'.
-    skipped = {**good, "skipped": [{"id": "b", "field": "tasks[1].data.image"}]}
-    batch = parse_score_response(skipped, ["a", "b"])
-    assert (len(batch), batch.skipped, batch.scored_ids(["a", "b", "c"])) == (1, frozenset({"b"}), ["a", "c"])
+    # Items the backend could not score (their image) are listed apart by position; the rows are the
+    # others'. A repeated id is told apart by its position.
+    skipped = {**good, "skipped": [{"index": 1, "id": "a", "field": "tasks[1].data.image"}]}
+    batch = parse_score_response(skipped, ["a", "a"])
+    assert (len(batch), batch.skipped, batch.scored(2)) == (1, (1,), [0])
     with pytest.raises(BackendUnavailable, match="in order"):
-        parse_score_response(skipped, ["a", "b", "c"])  # c neither answered nor skipped
-    with pytest.raises(BackendUnavailable, match="in order"):
-        parse_score_response({**good, "skipped": [{"id": "x"}]}, ["a"])  # skips an item never sent
+        parse_score_response(skipped, ["a", "a", "c"])  # c neither answered nor skipped
+    with pytest.raises(BackendUnavailable, match="names no task sent"):
+        parse_score_response({**good, "skipped": [{"index": 1, "id": "x"}]}, ["a", "b"])
+    with pytest.raises(BackendUnavailable, match="names no task sent"):
+        parse_score_response({**good, "skipped": [{"index": 5, "id": "a"}]}, ["a"])
     with pytest.raises(BackendUnavailable, match="skipped"):
         parse_score_response({**good, "skipped": ["b"]}, ["a", "b"])
-    # Merged batches keep every skipped id.
-    merged = concat_batches([batch, parse_score_response({**skipped, "items": []}, ["b"])])
-    assert (len(merged), merged.skipped) == (1, frozenset({"b"}))
+    # Merged batches: positions in all the items sent.
+    lost = {**good, "items": [], "skipped": [{"index": 0, "id": "b"}]}
+    merged = concat_batches([batch, parse_score_response(lost, ["b"]), batch])
+    assert (len(merged), merged.skipped, merged.scored(5)) == (2, (1, 2, 4), [0, 3])
 
 
 def test_a_pool_scanned_through_the_backend_with_concurrent_requests(
