@@ -203,8 +203,13 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         self._retry = retry or RetryPolicy()
         http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout), follow_redirects=True)
-        # Retries are ours (idempotent calls only), so the SDK's own are switched off.
-        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0)  # type: ignore[no-untyped-call]
+        # Retries are ours (idempotent calls only), so the SDK's own are switched off. A personal access
+        # token (a JWT) is exchanged by the SDK for short-lived access tokens; it refuses an expired one here.
+        try:
+            self._sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=http, max_retries=0)  # type: ignore[no-untyped-call]
+        except ApiError as exc:
+            http.close()
+            raise self._translate("check the API key", exc) from None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LabelStudioClient:
@@ -244,7 +249,8 @@ class LabelStudioClient:
         detail = _short_body(exc.body)
         if status == 401:
             return LabelStudioAuthError(
-                f"{what}: Label Studio at {self.url} rejected the API key (HTTP 401); check LABEL_STUDIO_API_KEY"
+                f"{what}: Label Studio at {self.url} rejected the API key (HTTP 401); check LABEL_STUDIO_API_KEY",
+                detail=detail or None,
             )
         if status == 404:
             return NotFound(f"{what}: not found (HTTP 404)", status=status, detail=detail or None)

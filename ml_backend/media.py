@@ -4,18 +4,23 @@ A task's value may be a Label Studio path (``/data/upload/...``, ``/data/local-f
 storage URI that Label Studio resolves (``s3://``, ``gs://``, ``azure-blob://``, ... through
 ``/tasks/<id>/resolve/?fileuri=<base64>``, which redirects to a presigned URL or proxies the object), or a
 plain http(s) URL. The Label Studio token goes only to the configured Label Studio origin: redirects are
-followed by hand, and a redirect elsewhere (a presigned URL) is fetched without it. Downloads have a
-timeout and a size limit, and land in a bounded on-disk cache keyed by URL (least recently used files are
-evicted). A value that cannot be fetched or decoded raises ``MediaError``; callers turn it into "no
-prediction for this task" and a logged reason, never a failed batch.
+followed by hand, and a redirect elsewhere (a presigned URL) is fetched without it; a personal access
+token is first exchanged for an access token (``LabelStudioAuth``). Downloads have a timeout and a size
+limit, and land in a bounded on-disk cache keyed by URL (least recently used files are evicted). A value
+that cannot be fetched or decoded raises ``MediaError`` (``MediaUnavailable`` when this one item failed);
+``/predict`` turns it into "no prediction for this task" and a logged reason, never a failed batch;
+``/score`` leaves a ``MediaUnavailable`` item out and answers 422 for the others.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,61 @@ _MAX_REDIRECTS = 5
 MAX_PIXELS = 80_000_000
 
 
+#: An access token is renewed this long before it expires, so that none runs out during a request.
+ACCESS_TOKEN_LEEWAY = 30.0
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, read without checking its signature (Label Studio checks it); {} for a
+    token that is no JWT, such as a legacy one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+class LabelStudioAuth:
+    """The ``Authorization`` header for Label Studio. A legacy token goes as ``Token <key>``. A personal
+    access token (a JWT refresh token, as Label Studio 1.23 hands out) is not accepted as such on any
+    URL: it is exchanged at ``/api/token/refresh/`` for an access token sent as ``Bearer`` (measured on
+    1.23.2: ``Token <PAT>`` and ``Bearer <PAT>`` get 401 on /data/upload too), and renewed before its
+    ``exp`` (5 minutes there). The SDK does the same for the companion's API calls."""
+
+    def __init__(self, base: str, token: str, http: httpx.Client) -> None:
+        self.base, self.token, self.http = base, token, http
+        self.personal = jwt_claims(token).get("token_type") == "refresh"
+        self._lock = threading.Lock()
+        self._access: str | None = None
+        self._expires = 0.0
+
+    def header(self) -> dict[str, str]:
+        if not self.personal:
+            return {"Authorization": f"Token {self.token}"}
+        with self._lock:  # request threads share one fetcher
+            if self._access is None or time.time() >= self._expires - ACCESS_TOKEN_LEEWAY:
+                self._access = self._refresh()
+                self._expires = float(jwt_claims(self._access).get("exp") or time.time() + 60)
+            return {"Authorization": f"Bearer {self._access}"}
+
+    def _refresh(self) -> str:
+        url = urljoin(self.base, "api/token/refresh/")
+        try:
+            response = self.http.post(url, json={"refresh": self.token})
+        except httpx.HTTPError as exc:
+            raise MediaError(f"exchange the personal access token at {url}: {type(exc).__name__}") from None
+        try:
+            access = response.json().get("access") if response.status_code == 200 else None
+        except ValueError:
+            access = None
+        if not isinstance(access, str):
+            raise MediaError(f"Label Studio refused the personal access token (HTTP {response.status_code})")
+        return access
+
+
 class MediaFetcher:
     """Fetches task media for one Label Studio (``label_studio_url`` and ``token`` may be None)."""
 
@@ -48,6 +108,7 @@ class MediaFetcher:
         self.cache_bytes = settings.media_cache_bytes
         self.cache_dir = settings.media_cache_dir or settings.model_dir / "media-cache"
         self.http = httpx.Client(timeout=settings.media_timeout, follow_redirects=False)
+        self.auth = LabelStudioAuth(self.base, token, self.http) if self.base and token else None
 
     def close(self) -> None:
         self.http.close()
@@ -86,7 +147,7 @@ class MediaFetcher:
 
     def _download(self, url: str) -> bytes:
         for _ in range(_MAX_REDIRECTS + 1):
-            headers = {"Authorization": f"Token {self.token}"} if self.token and self._is_ours(url) else {}
+            headers = self.auth.header() if self.auth is not None and self._is_ours(url) else {}
             try:
                 with self.http.stream("GET", url, headers=headers) as response:
                     if response.is_redirect and "location" in response.headers:

@@ -4,6 +4,7 @@ annotations, task media failures, and a third-party plugin found by entry point.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from ls_companion.localserver import LabelStudioProcess, free_port
 from ls_companion.records import Project
 from ls_companion.selection.importer import SelectRequest, run_select
 from ls_companion.selection.scoring import HttpScorer
+from ml_backend.errors import MediaError
+from ml_backend.media import ACCESS_TOKEN_LEEWAY, MediaFetcher
+from ml_backend.settings import BackendSettings
 from tests.conftest import REPO_ROOT
 from tests.harness.images import digit_png, document_png
 from tests.harness.ml_backend import MLBackendProcess, start_ml_backend
@@ -341,3 +345,47 @@ def test_third_party_plugin_is_found_by_entry_point(
         [prediction] = current_predictions(task, version)
         assert prediction.result[0]["value"] == {"rating": 4} and prediction.score == 0.75
     assert httpx.get(f"{backend.url}/versions", params={"project": project.id}).status_code == 401
+
+
+def test_a_personal_access_token_serves_the_client_and_the_media_fetch(
+    ls_client: LabelStudioClient, label_studio: LabelStudioProcess, tmp_path: Path
+) -> None:
+    """Label Studio 1.23 hands out personal access tokens (JWT refresh tokens), the only kind where
+    legacy tokens are off. As such one opens nothing, not even a file: the SDK exchanges it for the
+    companion's API calls, the backend's media fetch exchanges it itself and renews the access token."""
+    legacy = {"Authorization": f"Token {label_studio.token}"}
+    created = httpx.post(f"{label_studio.url}/api/token/", headers=legacy, timeout=30)
+    assert created.status_code == 201, created.text
+    pat = created.json()["token"]
+    project = new_project(ls_client, "personal token", label_config=DIGITS_CONFIG)
+    images = {"seven.png": digit_png(7, 0), "one.png": digit_png(1, 0)}
+    ids = upload(ls_client, label_studio, project.id, images)
+    paths = [str(ls_client.get_task(i).data["image"]) for i in ids]
+    as_is = httpx.get(label_studio.url + paths[0], headers={"Authorization": f"Token {pat}"}, timeout=30)
+    assert as_is.status_code == 401
+
+    client = LabelStudioClient(label_studio.url, pat)
+    try:
+        client.update_task_meta(ids[0], {"probe": 1})
+        assert ls_client.get_task(ids[0]).meta[META_NAMESPACE] == {"probe": 1}
+    finally:
+        client.close()
+
+    fetcher = MediaFetcher(BackendSettings(model_dir=tmp_path), label_studio.url, pat)
+    try:
+        assert fetcher.auth is not None and fetcher.auth.personal
+        assert fetcher.fetch(paths[0], ids[0]) == images["seven.png"]
+        first = fetcher.auth.header()
+        assert first["Authorization"].startswith("Bearer ") and pat not in first["Authorization"]
+        fetcher.auth._expires = time.time() + ACCESS_TOKEN_LEEWAY  # about to expire: renewed first
+        assert fetcher.fetch(paths[1], ids[1]) == images["one.png"]
+        assert fetcher.auth._expires > time.time() + ACCESS_TOKEN_LEEWAY
+    finally:
+        fetcher.close()
+    # A token Label Studio does not know is refused with one line, not a traceback.
+    wrong = MediaFetcher(BackendSettings(model_dir=tmp_path / "wrong"), label_studio.url, pat[:-4] + "AAAA")
+    try:
+        with pytest.raises(MediaError, match=r"refused the personal access token \(HTTP 401\)"):
+            wrong.fetch(paths[0], ids[0])
+    finally:
+        wrong.close()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
-from ls_companion.client import merge_meta, tasks_query
+import pytest
+
+from ls_companion.client import LabelStudioClient, merge_meta, tasks_query
+from ls_companion.errors import LabelStudioAuthError
 
 
 def test_merge_meta_keeps_foreign_keys_and_merges_our_namespace() -> None:
@@ -39,3 +43,21 @@ def test_tasks_query_is_the_data_manager_filter() -> None:
     assert tasks_query(annotated=False)["filters"]["items"] == [{**annotated, "operator": "equal"}]
     assert tasks_query() == {}
     json.dumps(both)
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def test_an_expired_personal_access_token_is_one_auth_error_before_any_request() -> None:
+    """The SDK checks a personal access token's expiry when the client is made (nothing listens on
+    port 9): our one-line auth error, with Label Studio's SDK's reason, not its ApiError."""
+    expired = _jwt({"token_type": "refresh", "exp": 1_000_000_000, "user_id": 1})
+    with pytest.raises(
+        LabelStudioAuthError, match=r"rejected the API key \(HTTP 401\).*: .*expired"
+    ) as caught:
+        LabelStudioClient("http://127.0.0.1:9", expired)
+    assert "Traceback" not in str(caught.value)
