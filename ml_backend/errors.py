@@ -84,6 +84,14 @@ class MediaError(BackendError):
     code = "media_error"
 
 
+class LabelStudioUnreachable(BackendError):
+    """Label Studio did not answer a request the backend needs before it can fetch media (exchanging a
+    personal access token): the whole request fails with a status clients retry."""
+
+    status = 503
+    code = "label_studio_unavailable"
+
+
 class MediaUnavailable(MediaError):
     """This one item's media failed (an HTTP error, too large, not decodable), unlike a reference the
     backend can never fetch or a missing setup: ``/score`` leaves such an item out and goes on."""

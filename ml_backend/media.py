@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ls_companion.files import write_bytes_atomic
-from ml_backend.errors import MediaError, MediaUnavailable
+from ml_backend.errors import LabelStudioUnreachable, MediaError, MediaUnavailable
 from ml_backend.plugin import ControlSpec
 from ml_backend.settings import BackendSettings
 
@@ -64,38 +64,55 @@ class LabelStudioAuth:
     """The ``Authorization`` header for Label Studio. A legacy token goes as ``Token <key>``. A personal
     access token (a JWT refresh token, as Label Studio 1.23 hands out) is not accepted as such on any
     URL: it is exchanged at ``/api/token/refresh/`` for an access token sent as ``Bearer`` (measured on
-    1.23.2: ``Token <PAT>`` and ``Bearer <PAT>`` get 401 on /data/upload too), and renewed before its
-    ``exp`` (5 minutes there). The SDK does the same for the companion's API calls."""
+    1.23.2: ``Token <PAT>`` and ``Bearer <PAT>`` get 401 on /data/upload too), renewed
+    ``ACCESS_TOKEN_LEEWAY`` before its lifetime (``exp - iat``, 5 minutes there, counted on our clock)
+    runs out. The SDK's own exchange lives inside its API client, which the serving path does not load.
+    A refused token is a ``MediaError``; Label Studio not answering is ``LabelStudioUnreachable`` (503)
+    unless the access token in hand is still valid."""
 
     def __init__(self, base: str, token: str, http: httpx.Client) -> None:
         self.base, self.token, self.http = base, token, http
         self.personal = jwt_claims(token).get("token_type") == "refresh"
         self._lock = threading.Lock()
         self._access: str | None = None
-        self._expires = 0.0
+        self._expires = 0.0  # on time.monotonic()
 
     def header(self) -> dict[str, str]:
         if not self.personal:
             return {"Authorization": f"Token {self.token}"}
         with self._lock:  # request threads share one fetcher
-            if self._access is None or time.time() >= self._expires - ACCESS_TOKEN_LEEWAY:
-                self._access = self._refresh()
-                self._expires = float(jwt_claims(self._access).get("exp") or time.time() + 60)
+            now = time.monotonic()
+            if self._access is None or now >= self._expires - ACCESS_TOKEN_LEEWAY:
+                try:
+                    self._access, lifetime = self._refresh()
+                    self._expires = now + lifetime
+                except LabelStudioUnreachable:
+                    if self._access is None or now >= self._expires:
+                        raise
             return {"Authorization": f"Bearer {self._access}"}
 
-    def _refresh(self) -> str:
+    def _refresh(self) -> tuple[str, float]:
+        """A new access token and its lifetime in seconds."""
         url = urljoin(self.base, "api/token/refresh/")
         try:
             response = self.http.post(url, json={"refresh": self.token})
         except httpx.HTTPError as exc:
-            raise MediaError(f"exchange the personal access token at {url}: {type(exc).__name__}") from None
+            raise LabelStudioUnreachable(
+                f"exchange the personal access token at {url}: {type(exc).__name__}"
+            ) from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise LabelStudioUnreachable(f"exchange the personal access token: HTTP {response.status_code}")
         try:
             access = response.json().get("access") if response.status_code == 200 else None
         except ValueError:
             access = None
         if not isinstance(access, str):
             raise MediaError(f"Label Studio refused the personal access token (HTTP {response.status_code})")
-        return access
+        claims = jwt_claims(access)
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if isinstance(exp, int | float) and isinstance(iat, int | float) and exp > iat:
+            return access, float(exp - iat)
+        return access, 60.0  # no usable lifetime: renew soon
 
 
 class MediaFetcher:
@@ -103,7 +120,6 @@ class MediaFetcher:
 
     def __init__(self, settings: BackendSettings, label_studio_url: str | None, token: str | None) -> None:
         self.base = label_studio_url.rstrip("/") + "/" if label_studio_url else None
-        self.token = token
         self.max_bytes = settings.media_max_bytes
         self.cache_bytes = settings.media_cache_bytes
         self.cache_dir = settings.media_cache_dir or settings.model_dir / "media-cache"
@@ -153,6 +169,10 @@ class MediaFetcher:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
+                    if response.status_code in (401, 403) and headers:  # the token, not this file
+                        raise MediaError(
+                            f"Label Studio refused the token for {_short(url)}: HTTP {response.status_code}"
+                        )
                     if response.status_code != 200:
                         raise MediaUnavailable(f"{_short(url)}: HTTP {response.status_code}")
                     return self._read_limited(response, url)

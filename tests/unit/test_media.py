@@ -7,17 +7,20 @@ what is tested is our fetcher's behaviour on the wire, headers included).
 from __future__ import annotations
 
 import base64
+import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
-from ml_backend.errors import MediaError
-from ml_backend.media import MediaFetcher, decode_image, read_inputs
+from ml_backend.errors import LabelStudioUnreachable, MediaError, MediaUnavailable
+from ml_backend.media import LabelStudioAuth, MediaFetcher, decode_image, jwt_claims, read_inputs
 from ml_backend.plugin import ControlSpec
 from ml_backend.settings import BackendSettings
 from tests.harness.images import digit_png
@@ -93,17 +96,26 @@ def test_every_kind_of_reference_and_the_token_only_for_label_studio(
 
 def test_failures_are_media_errors_with_a_reason(tmp_path: Path, hosts: tuple[Host, Host]) -> None:
     ls, storage = hosts
+    ls.routes["/data/upload/3/secret.png"] = (401, {}, b'{"detail": "Invalid token."}')
+    storage.routes["/private.png"] = (403, {}, b"denied")
     media = fetcher(tmp_path, ls, media_max_bytes=4096)
-    with pytest.raises(MediaError, match="HTTP 404"):
+    # This one item's media failed: MediaUnavailable (/score leaves the item out).
+    with pytest.raises(MediaUnavailable, match="HTTP 404"):
         media.fetch("/data/upload/3/missing.png")
-    with pytest.raises(MediaError, match="larger than MEDIA_MAX_BYTES"):
+    with pytest.raises(MediaUnavailable, match="larger than MEDIA_MAX_BYTES"):
         media.fetch(f"{storage.url}/big.png")
-    with pytest.raises(MediaError, match="ConnectError"):
+    with pytest.raises(MediaUnavailable, match="ConnectError"):
         media.fetch("http://127.0.0.1:9/x.png")
-    with pytest.raises(MediaError, match="cannot decode the image"):
+    with pytest.raises(MediaUnavailable, match="cannot decode the image"):
         decode_image(b"\x89PNG broken", "broken.png")
-    with pytest.raises(MediaError, match="URL is unknown"):
-        MediaFetcher(BackendSettings(model_dir=tmp_path), None, None).fetch("/data/upload/1/a.png")
+    with pytest.raises(MediaUnavailable, match="HTTP 403"):  # a storage host's refusal is the file's
+        media.fetch(f"{storage.url}/private.png")
+    # Not the item's fault: Label Studio refusing our token, no Label Studio URL (/score: 422).
+    unknown = MediaFetcher(BackendSettings(model_dir=tmp_path), None, None)
+    for where, value in ((media, "/data/upload/3/secret.png"), (unknown, "/data/upload/1/a.png")):
+        with pytest.raises(MediaError, match=r"refused the token|URL is unknown") as caught:
+            where.fetch(value)
+        assert not isinstance(caught.value, MediaUnavailable)
 
 
 def test_cache_is_bounded_least_recently_used_first(tmp_path: Path, hosts: tuple[Host, Host]) -> None:
@@ -132,3 +144,48 @@ def test_read_inputs_skips_tasks_without_usable_media(
     inputs = read_inputs(spec, tasks, fetcher(tmp_path, ls))
     assert inputs[0] is not None and inputs[0].shape == (32, 32, 3) and inputs[1:] == [None, None]
     assert "task 2: no prediction for label: " in caplog.text and "HTTP 404" in caplog.text
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part(claims)}.c2ln"
+
+
+def test_a_personal_access_token_is_exchanged_renewed_and_its_failures_told_apart() -> None:
+    """Label Studio's /api/token/refresh/ stood in by a transport: the access token's lifetime is
+    exp - iat on our clock; Label Studio not answering is a 503 unless the token in hand still holds;
+    a refused token is a MediaError; a legacy token goes as it is."""
+    pat = _jwt({"token_type": "refresh", "exp": 9_999_999_999})
+    answers: list[httpx.Response] = []
+    sent: list[str] = []
+
+    def refresh(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        assert json.loads(request.content) == {"refresh": pat}
+        return answers.pop(0)
+
+    access = _jwt({"token_type": "access", "iat": 100, "exp": 400})
+    http = httpx.Client(transport=httpx.MockTransport(refresh))
+    auth = LabelStudioAuth("http://ls.example/sub/", pat, http)
+    answers.append(httpx.Response(200, json={"access": access}))
+    assert auth.header() == {"Authorization": f"Bearer {access}"}
+    assert sent == ["http://ls.example/sub/api/token/refresh/"]
+    assert auth._expires - time.monotonic() == pytest.approx(300, abs=5)
+    assert auth.header() == {"Authorization": f"Bearer {access}"} and len(sent) == 1  # cached
+
+    auth._expires = time.monotonic() + 10  # inside the leeway, still valid: a failed renewal keeps it
+    answers.append(httpx.Response(502))
+    assert auth.header() == {"Authorization": f"Bearer {access}"}
+    auth._expires = time.monotonic() - 1  # expired: the failure is the request's
+    answers.append(httpx.Response(503))
+    with pytest.raises(LabelStudioUnreachable, match="HTTP 503"):
+        auth.header()
+    answers.append(httpx.Response(401, json={"detail": "Token is blacklisted"}))
+    with pytest.raises(MediaError, match=r"refused the personal access token \(HTTP 401\)"):
+        auth.header()
+    assert LabelStudioAuth("http://ls.example/", "0123abcd", http).header() == {
+        "Authorization": "Token 0123abcd"
+    }
+    assert jwt_claims("not.a.jwt") == {} and jwt_claims("0123abcd") == {}

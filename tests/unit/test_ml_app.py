@@ -320,6 +320,7 @@ def test_openapi_states_the_auth_and_limits_of_this_process(tmp_path: Path) -> N
         "401",
         "413",
         "422",
+        "503",  # Label Studio did not exchange the personal access token that task media needed
     }
     open_paths = make_client(tmp_path)[0].get("/openapi.json").json["paths"]  # type: ignore[index]
     assert all(
