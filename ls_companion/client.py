@@ -232,12 +232,31 @@ class LabelStudioClient:
     # -- plumbing -------------------------------------------------------------------------------------
 
     def _call(
-        self, what: str, fn: Callable[[], T], *, idempotent: bool = True, retry: RetryPolicy | None = None
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        idempotent: bool = True,
+        retry: RetryPolicy | None = None,
+        renew: bool = True,
     ) -> T:
         try:
             return (retry or self._retry).call(what, fn, _is_transient if idempotent else _never_sent)
         except (ApiError, httpx.HTTPError) as exc:
+            # A 401 comes before Label Studio does anything, so asking once more is safe for any call.
+            if renew and isinstance(exc, ApiError) and exc.status_code == 401 and self._renew():
+                return self._call(what, fn, idempotent=idempotent, retry=retry, renew=False)
             raise self._translate(what, exc) from None
+
+    def _renew(self) -> bool:
+        """Drop the SDK's cached access token of a personal access token, so the next request exchanges
+        it anew: the SDK renews only once the token has expired on our clock, so a request sent just
+        before that, or with a clock behind Label Studio's, gets a 401. False for a legacy token."""
+        tokens = getattr(self._sdk._client_wrapper, "_tokens_client", None)
+        if tokens is None or getattr(tokens, "_use_legacy_token", True):
+            return False
+        tokens._access_token = None
+        return True
 
     def _translate(self, what: str, exc: ApiError | httpx.HTTPError) -> LabelStudioError:
         if isinstance(exc, httpx.TimeoutException):

@@ -368,6 +368,15 @@ def test_a_personal_access_token_serves_the_client_and_the_media_fetch(
     try:
         client.update_task_meta(ids[0], {"probe": 1})
         assert ls_client.get_task(ids[0]).meta[META_NAMESPACE] == {"probe": 1}
+        # An access token the SDK still holds valid but Label Studio refuses (it ran out during a
+        # request, or our clock is behind): one 401, a new exchange, the call goes through.
+        tokens = client.sdk._client_wrapper._tokens_client
+        held = tokens._access_token
+        assert held is not None
+        tokens._access_token = held[: held.rindex(".") + 1] + "Zm9yZ2Vk"  # same claims, wrong signature
+        client.update_task_meta(ids[1], {"probe": 2})
+        assert ls_client.get_task(ids[1]).meta[META_NAMESPACE] == {"probe": 2}
+        assert tokens._access_token is not None and not tokens._access_token.endswith("Zm9yZ2Vk")
     finally:
         client.close()
 
