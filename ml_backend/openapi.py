@@ -299,13 +299,10 @@ def openapi_document(version: str, settings: BackendSettings) -> JSON:
         "/openapi.json": {"get": operation("This document", _json_body({"type": "object"}))},
     }
     paths["/score"]["post"]["responses"]["409"] = _error("The project has no trained model (not_trained)")
-    for path in (
-        "/predict",
-        "/score",
-    ):  # task media behind a personal access token Label Studio did not exchange
-        paths[path]["post"]["responses"]["503"] = _error(
-            "Label Studio did not answer (label_studio_unavailable)"
-        )
+    # Task media behind a personal access token that Label Studio did not exchange.
+    unreachable = _error("Label Studio did not answer (label_studio_unavailable)")
+    for path in ("/predict", "/score"):
+        paths[path]["post"]["responses"]["503"] = unreachable
     return {
         "openapi": "3.1.0",
         "info": {"title": "ls-companion ML backend", "version": version},
